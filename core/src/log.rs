@@ -1,0 +1,397 @@
+//! The ordered, deduplicated event log of one operation.
+//!
+//! Events arrive from two sources in any order — live pushes and history
+//! pages — and may arrive twice. The log is the one place that turns them
+//! into the list a person sees: ordered, each event once, with the facts the
+//! session needs to decide what to fetch (the contiguous prefix, the gaps)
+//! and what to show (progress, terminal status).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashSet;
+
+use crate::interpretation::Interpretation;
+use crate::protocol::{Event, EventId, Seq, Status};
+use crate::timestamp::Timestamp;
+
+/// How a log orders its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogOrder {
+    /// By the server's gap-free `seq`: the normal mode.
+    #[default]
+    BySeq,
+    /// By `(happenedAt, id)`, deduped by id: for backends that speak the
+    /// seed's format and give no `seq`. Gaps cannot be detected in this mode.
+    ByTime,
+}
+
+/// What became of an inserted event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Added,
+    /// Same seq or same id as an event already held: dropped and counted.
+    Duplicate,
+    Rejected(Rejection),
+}
+
+/// Why an event was refused. Refusals are the sender's fault and are
+/// reported, never panicked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the event has no seq")]
+    MissingSeq,
+    #[error("seq 0 is not a valid event number")]
+    ZeroSeq,
+    #[error("seq is implausibly far ahead of the events held")]
+    TooFarAhead,
+}
+
+/// How far past the contiguous prefix a seq may be before it is refused.
+/// Bounds the slot table (4 bytes a slot) against a hostile or corrupt seq.
+pub const MAX_AHEAD: u64 = 1 << 22;
+
+/// The ordered, deduplicated events of one operation. Inserting costs O(1)
+/// amortized by seq (O(log n) in [`LogOrder::ByTime`]), whatever the order.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    order: LogOrder,
+    interpretation: Arc<Interpretation>,
+    /// Arrival order; the order indexes below point into it.
+    events: Vec<Event>,
+    /// `slots[s - 1]` is `index + 1` of the event with seq `s`, 0 if missing.
+    slots: Vec<u32>,
+    by_time: BTreeMap<(Timestamp, EventId), u32>,
+    ids: FxHashSet<EventId>,
+    /// Every seq in `1..=contiguous` is held.
+    contiguous: u64,
+    max_seq: u64,
+    duplicates: u64,
+    /// The newest progress report, keyed by its position so a late old
+    /// report does not overwrite a newer one.
+    progress: Option<(OrderKey, f64)>,
+    terminal: Option<(OrderKey, Status)>,
+}
+
+/// An event's position in the log's order, comparable across both modes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum OrderKey {
+    Seq(u64),
+    Time(Timestamp, EventId),
+}
+
+impl EventLog {
+    pub fn new(order: LogOrder, interpretation: Arc<Interpretation>) -> Self {
+        Self {
+            order,
+            interpretation,
+            events: Vec::new(),
+            slots: Vec::new(),
+            by_time: BTreeMap::new(),
+            ids: FxHashSet::default(),
+            contiguous: 0,
+            max_seq: 0,
+            duplicates: 0,
+            progress: None,
+            terminal: None,
+        }
+    }
+
+    pub fn order(&self) -> LogOrder {
+        self.order
+    }
+
+    /// Adds `event` where it belongs, unless it is held already.
+    pub fn insert(&mut self, event: Event) -> Insert {
+        let key = match self.order {
+            LogOrder::BySeq => match self.check_seq(&event) {
+                Ok(seq) => OrderKey::Seq(seq),
+                Err(insert) => return insert,
+            },
+            LogOrder::ByTime => OrderKey::Time(event.happened_at, event.id.clone()),
+        };
+        if self.ids.contains(&event.id) {
+            self.duplicates += 1;
+            return Insert::Duplicate;
+        }
+        self.ids.insert(event.id.clone());
+        self.note_meaning(&key, &event);
+        let index = u32::try_from(self.events.len()).expect("fewer than 2^32 events");
+        match key {
+            OrderKey::Seq(seq) => self.place_by_seq(seq, index),
+            OrderKey::Time(at, id) => {
+                self.by_time.insert((at, id), index);
+            }
+        }
+        self.events.push(event);
+        Insert::Added
+    }
+
+    /// Validates a seq-ordered event's seq and reports a duplicate by seq.
+    fn check_seq(&mut self, event: &Event) -> Result<u64, Insert> {
+        let seq = match event.seq {
+            None => return Err(Insert::Rejected(Rejection::MissingSeq)),
+            Some(Seq(0)) => return Err(Insert::Rejected(Rejection::ZeroSeq)),
+            Some(Seq(s)) => s,
+        };
+        if seq - 1 > self.contiguous + MAX_AHEAD {
+            return Err(Insert::Rejected(Rejection::TooFarAhead));
+        }
+        let held = self
+            .slots
+            .get((seq - 1) as usize)
+            .is_some_and(|&slot| slot != 0);
+        if seq <= self.contiguous || held {
+            self.duplicates += 1;
+            return Err(Insert::Duplicate);
+        }
+        Ok(seq)
+    }
+
+    fn place_by_seq(&mut self, seq: u64, index: u32) {
+        let at = (seq - 1) as usize;
+        if self.slots.len() <= at {
+            self.slots.resize(at + 1, 0);
+        }
+        self.slots[at] = index + 1;
+        self.max_seq = self.max_seq.max(seq);
+        while self
+            .slots
+            .get(self.contiguous as usize)
+            .is_some_and(|&slot| slot != 0)
+        {
+            self.contiguous += 1;
+        }
+    }
+
+    fn note_meaning(&mut self, key: &OrderKey, event: &Event) {
+        if let Some(pct) = self.interpretation.progress_of(event)
+            && self.progress.as_ref().is_none_or(|(k, _)| k < key)
+        {
+            self.progress = Some((key.clone(), pct));
+        }
+        if let Some(status) = self.interpretation.terminal_status(&event.kind)
+            && self.terminal.is_none()
+        {
+            self.terminal = Some((key.clone(), status));
+        }
+    }
+
+    /// Forgets everything: the stream was rebuilt under a new epoch and its
+    /// seqs no longer line up with what was held.
+    pub fn clear(&mut self) {
+        *self = Self::new(self.order, self.interpretation.clone());
+    }
+
+    /// The events in order, each once.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Event> + '_> {
+        match self.order {
+            LogOrder::BySeq => Box::new(
+                self.slots
+                    .iter()
+                    .filter(|&&slot| slot != 0)
+                    .map(|&slot| &self.events[(slot - 1) as usize]),
+            ),
+            LogOrder::ByTime => Box::new(
+                self.by_time
+                    .values()
+                    .map(|&index| &self.events[index as usize]),
+            ),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Events dropped because they were held already.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+
+    /// The highest `k` such that every seq in `1..=k` is held.
+    pub fn contiguous(&self) -> Seq {
+        Seq(self.contiguous)
+    }
+
+    /// The highest seq held, `Seq(0)` when empty.
+    pub fn max_seq(&self) -> Seq {
+        Seq(self.max_seq)
+    }
+
+    /// The missing seq ranges (inclusive) below the highest seq held.
+    pub fn gaps(&self) -> Vec<(Seq, Seq)> {
+        let mut gaps = Vec::new();
+        let mut start = None;
+        for seq in self.contiguous + 1..=self.max_seq {
+            let held = self.slots[(seq - 1) as usize] != 0;
+            match (held, start) {
+                (false, None) => start = Some(seq),
+                (true, Some(s)) => {
+                    gaps.push((Seq(s), Seq(seq - 1)));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        gaps
+    }
+
+    /// The first missing range: `(contiguous + 1, next held - 1)`.
+    pub fn first_gap(&self) -> Option<(Seq, Seq)> {
+        if self.max_seq <= self.contiguous {
+            return None;
+        }
+        let next_held = (self.contiguous + 1..=self.max_seq)
+            .find(|&seq| self.slots[(seq - 1) as usize] != 0)
+            .expect("max_seq is held");
+        Some((Seq(self.contiguous + 1), Seq(next_held - 1)))
+    }
+
+    /// The latest progress report in percent (0–100); 100 once succeeded.
+    pub fn progress(&self) -> Option<f64> {
+        match self.terminal_status() {
+            Some(Status::Succeeded) => Some(100.0),
+            _ => self.progress.as_ref().map(|(_, pct)| *pct),
+        }
+    }
+
+    /// The status a terminal event declared, if one arrived.
+    pub fn terminal_status(&self) -> Option<Status> {
+        self.terminal.as_ref().map(|(_, status)| *status)
+    }
+
+    /// The seq of the terminal event, if one arrived (seq order only).
+    pub fn terminal_seq(&self) -> Option<Seq> {
+        match self.terminal {
+            Some((OrderKey::Seq(seq), _)) => Some(Seq(seq)),
+            _ => None,
+        }
+    }
+
+    /// True when a terminal event arrived and nothing before it is missing:
+    /// the stream is finished and needs no subscription.
+    pub fn is_complete(&self) -> bool {
+        match &self.terminal {
+            Some((OrderKey::Seq(seq), _)) => self.contiguous >= *seq,
+            Some((OrderKey::Time(..), _)) => true,
+            None => false,
+        }
+    }
+
+    /// The status the events imply: the terminal one, else running once
+    /// anything happened.
+    pub fn status(&self) -> Status {
+        match self.terminal_status() {
+            Some(status) => status,
+            None if self.is_empty() => Status::NotStarted,
+            None => Status::Running,
+        }
+    }
+
+    /// The last event in order (the current step).
+    pub fn last(&self) -> Option<&Event> {
+        match self.order {
+            LogOrder::BySeq if self.max_seq > 0 => {
+                let slot = self.slots[(self.max_seq - 1) as usize];
+                Some(&self.events[(slot - 1) as usize])
+            }
+            LogOrder::BySeq => None,
+            LogOrder::ByTime => self
+                .by_time
+                .values()
+                .next_back()
+                .map(|&index| &self.events[index as usize]),
+        }
+    }
+
+    /// The first event in order.
+    pub fn first(&self) -> Option<&Event> {
+        self.iter().next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_events::event;
+
+    fn log() -> EventLog {
+        EventLog::new(LogOrder::BySeq, Arc::new(Interpretation::default()))
+    }
+
+    #[test]
+    fn out_of_order_inserts_come_out_in_seq_order_with_gaps_known() {
+        let mut log = log();
+        for seq in [5, 1, 3, 2] {
+            assert_eq!(log.insert(event(seq, "ProgressUpdated")), Insert::Added);
+        }
+        let seqs: Vec<_> = log.iter().map(|e| e.seq.unwrap().0).collect();
+        assert_eq!(seqs, [1, 2, 3, 5]);
+        assert_eq!(log.contiguous(), Seq(3));
+        assert_eq!(log.gaps(), [(Seq(4), Seq(4))]);
+        assert_eq!(log.first_gap(), Some((Seq(4), Seq(4))));
+        assert_eq!(log.insert(event(4, "ProgressUpdated")), Insert::Added);
+        assert_eq!(log.contiguous(), Seq(5));
+        assert!(log.gaps().is_empty());
+    }
+
+    #[test]
+    fn duplicates_by_seq_or_by_id_are_dropped_and_counted() {
+        let mut log = log();
+        log.insert(event(1, "ProcessingStarted"));
+        assert_eq!(log.insert(event(1, "ProcessingStarted")), Insert::Duplicate);
+        let mut same_id = event(2, "ProgressUpdated");
+        same_id.id = EventId("e1".into());
+        assert_eq!(log.insert(same_id), Insert::Duplicate);
+        assert_eq!(log.duplicates(), 2);
+        assert_eq!(log.len(), 1);
+    }
+
+    #[test]
+    fn terminal_is_complete_only_without_gaps_before_it() {
+        let mut log = log();
+        log.insert(event(1, "ProcessingStarted"));
+        log.insert(event(3, "PaymentSucceeded"));
+        assert_eq!(log.status(), Status::Succeeded);
+        assert!(!log.is_complete());
+        log.insert(event(2, "ProgressUpdated"));
+        assert!(log.is_complete());
+        assert_eq!(log.progress(), Some(100.0));
+    }
+
+    #[test]
+    fn hostile_seqs_are_rejected_not_allocated() {
+        let mut log = log();
+        let mut e = event(1, "X");
+        e.seq = Some(Seq(u64::MAX));
+        assert_eq!(log.insert(e), Insert::Rejected(Rejection::TooFarAhead));
+        let mut e = event(1, "X");
+        e.seq = Some(Seq(0));
+        assert_eq!(log.insert(e), Insert::Rejected(Rejection::ZeroSeq));
+        let mut e = event(1, "X");
+        e.seq = None;
+        assert_eq!(log.insert(e), Insert::Rejected(Rejection::MissingSeq));
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn compat_mode_orders_by_time_then_id_and_dedupes_by_id() {
+        let mut log = EventLog::new(LogOrder::ByTime, Arc::new(Interpretation::default()));
+        let mut a = event(1, "ProcessingStarted");
+        a.seq = None;
+        a.happened_at = Timestamp(2_000);
+        let mut b = event(2, "ProgressUpdated");
+        b.seq = None;
+        b.happened_at = Timestamp(1_000);
+        log.insert(a.clone());
+        log.insert(b);
+        assert_eq!(log.insert(a), Insert::Duplicate);
+        let ids: Vec<_> = log.iter().map(|e| e.id.0.clone()).collect();
+        assert_eq!(ids, ["e2", "e1"]);
+    }
+}

@@ -1,0 +1,358 @@
+//! Wire types: the JSON that crosses HTTP and the WebSocket, exactly as
+//! PROTOCOL.md describes it. Field names are camelCase on the wire; newtypes
+//! carry the invariants (a `Seq` is never confused with an `Epoch`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::timestamp::Timestamp;
+
+/// An operation's id: 128 random bits as 32 lowercase hex digits on the
+/// reference server, but any non-empty string of a foreign backend is kept
+/// as it is, so the widget can follow ids it did not mint.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperationId(pub String);
+
+impl OperationId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OperationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for OperationId {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// An event's id, unique within its operation. Dedupe falls back to it when
+/// a backend gives no `seq` (compat mode).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub String);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A per-operation sequence number. The first event is `Seq(1)`; the server
+/// assigns them without gaps, so "everything up to k" is a single number and
+/// a missing number is a missed event. `Seq(0)` means "before the first".
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    pub const ZERO: Seq = Seq(0);
+
+    pub fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Seq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The generation of an operation's event stream. It changes only when the
+/// server rebuilds the stream (seqs restart), and tells a client that what
+/// it holds no longer lines up with the server's numbering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Epoch(pub u64);
+
+impl fmt::Display for Epoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An event's type as the backend names it ("PaymentSucceeded"). Kept as a
+/// string: types the widget has never heard of still show.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventType(pub String);
+
+impl EventType {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for EventType {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// One thing that happened to an operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub id: EventId,
+    /// Absent only from backends that speak the seed's format (compat mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<Seq>,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    #[serde(default)]
+    pub message: String,
+    pub happened_at: Timestamp,
+    #[serde(default)]
+    pub details: Map<String, Value>,
+}
+
+/// Where an operation is in its life, in the Azure long-running-operation
+/// vocabulary. The last three are terminal: no event follows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Status {
+    NotStarted,
+    Running,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+impl Status {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Succeeded | Status::Failed | Status::Canceled)
+    }
+
+    /// Words for a person, as the widget shows them.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::NotStarted => "Not started",
+            Status::Running => "Running",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::Canceled => "Canceled",
+        }
+    }
+}
+
+/// A snapshot of an operation, as `GET /operations/{id}` returns it and as
+/// the start endpoint answers (202).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operation {
+    pub id: OperationId,
+    pub kind: String,
+    pub status: Status,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub epoch: Epoch,
+    /// The highest seq committed so far (`Seq(0)` before the first event).
+    pub head: Seq,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent_complete: Option<f64>,
+    /// What the operation was started with; lets "Retry" start it again.
+    #[serde(default)]
+    pub params: Value,
+}
+
+/// `POST /operations` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartRequest {
+    pub kind: String,
+    #[serde(default)]
+    pub params: Value,
+}
+
+/// One page of `GET /operations/{id}/events?after=N&limit=M`: events with
+/// `seq > after` in seq order, plus where the stream stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    pub operation_id: OperationId,
+    /// The operation's kind (`payment`, `vm`), so a client that knows only
+    /// the id (a deep link) can label it.
+    #[serde(default)]
+    pub kind: String,
+    pub epoch: Epoch,
+    /// The stream's head when the page was read: more may follow.
+    pub head: Seq,
+    pub status: Status,
+    pub events: Vec<Event>,
+    /// True when events after this page's last one exist up to `head`.
+    pub has_more: bool,
+}
+
+/// `GET /operations` answer: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationList {
+    pub operations: Vec<Operation>,
+    /// Pass as `before` to get the next (older) page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<String>,
+}
+
+/// Every error the server returns, over HTTP or in an `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable, machine-readable (`operation_not_found`, …): see PROTOCOL.md.
+    pub code: String,
+    /// A sentence a person can act on.
+    pub message: String,
+}
+
+/// Frames a client sends on `GET /ws`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ClientFrame {
+    /// Start pushing this operation's events with `seq > after`.
+    Subscribe {
+        operation_id: OperationId,
+        after: Seq,
+    },
+    Unsubscribe {
+        operation_id: OperationId,
+    },
+    Ping,
+    Pong,
+}
+
+/// Frames the server sends on `GET /ws`. Unknown frame types deserialize as
+/// [`ServerFrame::Unknown`] so a newer server does not break an older client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerFrame {
+    /// The subscription is registered; every event committed from now on
+    /// will be pushed. `head` was read *after* registering, so history up to
+    /// `head` plus the pushes cover everything.
+    Subscribed {
+        operation_id: OperationId,
+        epoch: Epoch,
+        head: Seq,
+    },
+    Event {
+        operation_id: OperationId,
+        /// The stream generation the event belongs to; a client holding
+        /// another epoch must not merge it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<Epoch>,
+        event: Event,
+    },
+    Unsubscribed {
+        operation_id: OperationId,
+    },
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation_id: Option<OperationId>,
+        code: String,
+        message: String,
+    },
+    Ping,
+    Pong,
+    #[serde(other)]
+    Unknown,
+}
+
+/// A frame that could not be understood. Never a panic: the session counts
+/// it and shows a notice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed frame: {0}")]
+pub struct FrameError(pub String);
+
+impl ServerFrame {
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+impl ClientFrame {
+    pub fn parse(text: &str) -> Result<Self, FrameError> {
+        serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_round_trips_in_camel_case() {
+        let json = r#"{"id":"e1","seq":3,"type":"ProgressUpdated","message":"40 %","happenedAt":"2026-11-24T10:00:00.123Z","details":{"percentage":40}}"#;
+        let event: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(event.seq, Some(Seq(3)));
+        assert_eq!(event.kind.as_str(), "ProgressUpdated");
+        assert_eq!(serde_json::to_string(&event).unwrap(), json);
+    }
+
+    #[test]
+    fn seed_events_without_seq_and_with_unknown_fields_deserialize() {
+        let json = r#"{"id":"e1","type":"SomethingNew","happenedAt":"2026-11-24T10:00:00Z","extra":[1,2]}"#;
+        let event: Event = serde_json::from_str(json).unwrap();
+        assert_eq!(event.seq, None);
+        assert!(event.details.is_empty());
+    }
+
+    #[test]
+    fn frames_are_tagged_by_type() {
+        let frame = ClientFrame::Subscribe {
+            operation_id: "op".into(),
+            after: Seq(7),
+        };
+        assert_eq!(
+            frame.to_json(),
+            r#"{"type":"subscribe","operationId":"op","after":7}"#
+        );
+        let parsed =
+            ServerFrame::parse(r#"{"type":"subscribed","operationId":"op","epoch":1,"head":9}"#)
+                .unwrap();
+        assert_eq!(
+            parsed,
+            ServerFrame::Subscribed {
+                operation_id: "op".into(),
+                epoch: Epoch(1),
+                head: Seq(9)
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_frame_types_are_tolerated_and_garbage_is_an_error() {
+        assert_eq!(
+            ServerFrame::parse(r#"{"type":"hello","x":1}"#).unwrap(),
+            ServerFrame::Unknown
+        );
+        assert!(ServerFrame::parse("not json").is_err());
+        assert!(ServerFrame::parse(r#"{"type":"event","operationId":"op"}"#).is_err());
+        assert!(
+            ServerFrame::parse(r#"{"type":"subscribed","operationId":"op","epoch":-1,"head":0}"#)
+                .is_err()
+        );
+    }
+}

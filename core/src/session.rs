@@ -1,0 +1,1114 @@
+//! The client session: a sans-IO state machine for every operation one
+//! client tracks.
+//!
+//! It never touches a socket, a timer or a clock. The adapter (the browser
+//! driver, or the simulation) feeds it [`Input`]s with the current time and
+//! carries out the [`Command`]s it yields; the UI reads
+//! [`Session::operations`] and [`Session::connection`]. Everything that makes
+//! the list right — subscribe before history, buffering, gap fills, epoch
+//! changes, reconnects, the watchdog — happens here, once, and is therefore
+//! testable natively and deterministically.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::backoff::{Backoff, BackoffOptions};
+use crate::interpretation::Interpretation;
+use crate::log::{EventLog, Insert, LogOrder};
+use crate::protocol::{ClientFrame, Epoch, EventsPage, OperationId, Seq, ServerFrame, Status};
+use crate::rng::Rng;
+use crate::timestamp::Timestamp;
+
+/// Tuning for a [`Session`]; `Default` fits the reference server.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// `BySeq` for optrail backends, `ByTime` for seed-format backends.
+    pub order: LogOrder,
+    pub interpretation: Interpretation,
+    /// Reconnect delays.
+    pub reconnect: BackoffOptions,
+    /// Delays between retries of a failed history request.
+    pub history_retry: BackoffOptions,
+    /// Events asked for per history request.
+    pub page_limit: u32,
+    /// How often the server pings. Silence for twice this long means the
+    /// socket is dead even if the browser has not noticed.
+    pub server_ping_interval_ms: u64,
+    /// A connection that lived this long was healthy: the next reconnect
+    /// starts again from the shortest delay.
+    pub healthy_after_ms: u64,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            order: LogOrder::BySeq,
+            interpretation: Interpretation::default(),
+            reconnect: BackoffOptions::default(),
+            history_retry: BackoffOptions {
+                initial_ms: 1_000,
+                cap_ms: 30_000,
+            },
+            page_limit: 500,
+            server_ping_interval_ms: 15_000,
+            healthy_after_ms: 10_000,
+        }
+    }
+}
+
+/// What the client remembers about an operation across reloads: the
+/// persisted form, stored by the adapter (localStorage) on [`Command::Persist`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedOperation {
+    pub id: OperationId,
+    #[serde(default)]
+    pub kind: String,
+    /// What it was started with, so "Retry" can start it again.
+    #[serde(default)]
+    pub params: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+    /// The last status seen; a terminal one means "load once, never subscribe".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+}
+
+impl TrackedOperation {
+    /// An operation known only by id (a deep link, an embedder's `track`).
+    pub fn by_id(id: OperationId) -> Self {
+        Self {
+            id,
+            kind: String::new(),
+            params: Value::Null,
+            created_at: None,
+            status: None,
+        }
+    }
+}
+
+/// Identifies one socket the session asked for, so that late news about an
+/// old socket cannot be mistaken for news about the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub u64);
+
+/// Identifies one history request, so a stale answer is recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// The session's timers. Setting a timer replaces any earlier one with the
+/// same name; a timer that fires early or stale is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    Reconnect,
+    Watchdog,
+    HistoryRetry(OperationId),
+}
+
+/// Why a history request failed, as far as the session cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryError {
+    /// The server does not know the operation (404): retrying will not help.
+    NotFound,
+    /// Anything else (network, 5xx, malformed body): retried with backoff.
+    Transient(String),
+}
+
+/// Everything that can happen to a session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Follow an operation; `epoch` when the start response gave it.
+    Track {
+        operation: TrackedOperation,
+        epoch: Option<Epoch>,
+    },
+    /// Replace the tracked set with one read from storage (page load, or
+    /// another tab changed it). Does not write it back.
+    Restore(Vec<TrackedOperation>),
+    Forget(OperationId),
+    Cancel(OperationId),
+    CancelFailed {
+        operation_id: OperationId,
+        message: String,
+    },
+    SocketOpened(SocketId),
+    SocketClosed(SocketId),
+    FrameReceived(SocketId, String),
+    HistoryReceived {
+        request: RequestId,
+        page: EventsPage,
+    },
+    HistoryFailed {
+        request: RequestId,
+        error: HistoryError,
+    },
+    TimerFired(Timer),
+    Online,
+    Offline,
+    Visible,
+    Hidden,
+}
+
+/// What the adapter must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Open the WebSocket; report back with this id.
+    OpenSocket(SocketId),
+    CloseSocket(SocketId),
+    Send(SocketId, ClientFrame),
+    /// `GET /operations/{id}/events?after=…&limit=…`; answer with
+    /// [`Input::HistoryReceived`] or [`Input::HistoryFailed`].
+    FetchHistory {
+        request: RequestId,
+        operation_id: OperationId,
+        after: Seq,
+        limit: u32,
+    },
+    /// `DELETE /operations/{id}`; report only a failure.
+    Cancel(OperationId),
+    /// Fire [`Input::TimerFired`] at (or after) `at`.
+    SetTimer {
+        timer: Timer,
+        at: Timestamp,
+    },
+    /// Store this tracked set (newest first).
+    Persist(Vec<TrackedOperation>),
+}
+
+/// The live channel as a person would describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Nothing needs a live channel.
+    Idle,
+    Connecting,
+    Live,
+    /// Waiting to reconnect at `at`.
+    Reconnecting {
+        at: Timestamp,
+    },
+    /// The browser says it is offline; reconnecting resumes when it is back.
+    Offline,
+}
+
+/// What the last (re)subscription of an operation found, for the UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Catching up with the server.
+    CatchingUp,
+    /// Every event the server has is here and none was missed.
+    Complete { total: usize },
+    /// After a disconnect or a gap, `missed` events were fetched again.
+    Replayed { missed: u64, total: usize },
+    /// The server rebuilt the stream (new epoch): everything was fetched anew.
+    Refetched { total: usize },
+}
+
+/// Something wrong with one operation, in words the UI can show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The server does not know this operation.
+    NotFound,
+    /// The server refused something (its message).
+    Server(String),
+    /// History could not be loaded; retrying at `retry_at`.
+    HistoryUnavailable { reason: String, retry_at: Timestamp },
+    /// Cancel was refused (its message).
+    CancelFailed(String),
+}
+
+/// Session-wide notices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notices {
+    /// Frames that could not be parsed and were ignored.
+    pub malformed_frames: u64,
+    /// Events the log refused (bad seq) and ignored.
+    pub rejected_events: u64,
+    /// The last server error not tied to an operation.
+    pub server_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Socket {
+    Closed,
+    Connecting(SocketId),
+    Open {
+        id: SocketId,
+        opened_at: Timestamp,
+        last_frame_at: Timestamp,
+    },
+    Waiting {
+        until: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subscription {
+    None,
+    Pending,
+    Active,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fetch {
+    Idle,
+    InFlight(RequestId),
+    RetryAt(Timestamp),
+}
+
+/// The bookkeeping of one catch-up after a (re)subscribe or a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Round {
+    /// Events added from history this round that the client had missed.
+    missed: u64,
+    /// The first catch-up of this page load: history is "loaded", not "missed".
+    first: bool,
+    refetched: bool,
+    /// History pages received this round.
+    pages: u32,
+}
+
+#[derive(Debug, Clone)]
+struct OperationState {
+    tracked: TrackedOperation,
+    log: EventLog,
+    epoch: Option<Epoch>,
+    /// The highest seq the server is known to have.
+    head: Seq,
+    subscription: Subscription,
+    fetch: Fetch,
+    fetch_backoff: Backoff,
+    round: Option<Round>,
+    recovery: Recovery,
+    /// Set once the first catch-up of this page load is over.
+    caught_up_once: bool,
+    problem: Option<Problem>,
+    /// The status the server last reported in a history page.
+    server_status: Option<Status>,
+    /// Terminal and complete: never subscribed again.
+    finished: bool,
+    cancel_requested: bool,
+}
+
+impl OperationState {
+    fn needs_live(&self) -> bool {
+        !self.finished
+            && self.problem != Some(Problem::NotFound)
+            && !self.tracked.status.is_some_and(Status::is_terminal)
+    }
+}
+
+/// A read-only view of one tracked operation, for rendering.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationView<'a> {
+    pub tracked: &'a TrackedOperation,
+    pub log: &'a EventLog,
+    pub status: Status,
+    pub progress: Option<f64>,
+    pub recovery: Recovery,
+    pub problem: Option<&'a Problem>,
+    pub epoch: Option<Epoch>,
+    /// The server's head as last known.
+    pub head: Seq,
+    /// Terminal and complete: the subscription is over.
+    pub finished: bool,
+    pub cancel_requested: bool,
+}
+
+/// The client session for all tracked operations. See the module doc.
+#[derive(Debug)]
+pub struct Session {
+    options: SessionOptions,
+    interpretation: Arc<Interpretation>,
+    rng: Rng,
+    operations: Vec<OperationState>,
+    socket: Socket,
+    next_socket: u64,
+    next_request: u64,
+    backoff: Backoff,
+    offline: bool,
+    commands: VecDeque<Command>,
+    notices: Notices,
+    revision: u64,
+}
+
+impl Session {
+    /// A session with nothing tracked. `seed` drives the reconnect jitter.
+    pub fn new(options: SessionOptions, seed: u64) -> Self {
+        Self {
+            interpretation: Arc::new(options.interpretation.clone()),
+            backoff: Backoff::new(options.reconnect.clone()),
+            options,
+            rng: Rng::new(seed),
+            operations: Vec::new(),
+            socket: Socket::Closed,
+            next_socket: 0,
+            next_request: 0,
+            offline: false,
+            commands: VecDeque::new(),
+            notices: Notices::default(),
+            revision: 0,
+        }
+    }
+
+    /// The one way in. `now` is the caller's clock in ms since the epoch.
+    pub fn handle(&mut self, input: Input, now: Timestamp) {
+        self.revision += 1;
+        // A frame on the current socket is proof of life, not a reason to
+        // declare it dead because it came late.
+        if !matches!(&input, Input::FrameReceived(id, _) if Some(*id) == self.current_socket()) {
+            self.check_watchdog(now);
+        }
+        match input {
+            Input::Track { operation, epoch } => self.track(operation, epoch, true),
+            Input::Restore(set) => self.restore(set),
+            Input::Forget(id) => self.forget(&id),
+            Input::Cancel(id) => self.cancel(&id),
+            Input::CancelFailed {
+                operation_id,
+                message,
+            } => {
+                if let Some(op) = self.find_mut(&operation_id) {
+                    op.cancel_requested = false;
+                    op.problem = Some(Problem::CancelFailed(message));
+                }
+            }
+            Input::SocketOpened(id) => self.socket_opened(id, now),
+            Input::SocketClosed(id) => self.socket_closed(id, now),
+            Input::FrameReceived(id, text) => self.frame_received(id, &text, now),
+            Input::HistoryReceived { request, page } => self.history_received(request, page),
+            Input::HistoryFailed { request, error } => self.history_failed(request, error, now),
+            Input::TimerFired(timer) => self.timer_fired(timer, now),
+            Input::Online => {
+                self.offline = false;
+                if matches!(self.socket, Socket::Waiting { .. } | Socket::Closed) {
+                    self.socket = Socket::Closed;
+                    self.ensure_socket();
+                }
+            }
+            Input::Offline => {
+                self.offline = true;
+                if matches!(self.socket, Socket::Waiting { .. }) {
+                    self.socket = Socket::Closed;
+                }
+            }
+            Input::Visible => {
+                // Timers are throttled in hidden tabs: an overdue reconnect
+                // happens now rather than whenever the late timer fires.
+                if let Socket::Waiting { until } = self.socket
+                    && now >= until
+                {
+                    self.socket = Socket::Closed;
+                    self.ensure_socket();
+                }
+            }
+            Input::Hidden => {}
+        }
+    }
+
+    /// The one way out: the next command to carry out, in order.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// Changes with every input; lets an adapter skip re-rendering.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    pub fn connection(&self) -> ConnectionState {
+        match self.socket {
+            _ if self.offline && !matches!(self.socket, Socket::Open { .. }) => {
+                if self.operations.iter().any(OperationState::needs_live) {
+                    ConnectionState::Offline
+                } else {
+                    ConnectionState::Idle
+                }
+            }
+            Socket::Closed => ConnectionState::Idle,
+            Socket::Connecting(_) => ConnectionState::Connecting,
+            Socket::Open { .. } => ConnectionState::Live,
+            Socket::Waiting { until } => ConnectionState::Reconnecting { at: until },
+        }
+    }
+
+    pub fn notices(&self) -> &Notices {
+        &self.notices
+    }
+
+    /// Tracked operations, newest first.
+    pub fn operations(&self) -> impl Iterator<Item = OperationView<'_>> {
+        self.operations.iter().map(view)
+    }
+
+    pub fn operation(&self, id: &OperationId) -> Option<OperationView<'_>> {
+        self.operations
+            .iter()
+            .find(|op| &op.tracked.id == id)
+            .map(view)
+    }
+
+    /// The tracked set as it would be persisted.
+    pub fn tracked(&self) -> Vec<TrackedOperation> {
+        self.operations
+            .iter()
+            .map(|op| op.tracked.clone())
+            .collect()
+    }
+
+    // ----- tracking -------------------------------------------------------
+
+    fn track(&mut self, tracked: TrackedOperation, epoch: Option<Epoch>, persist: bool) {
+        if self.find(&tracked.id).is_some() {
+            return;
+        }
+        let op = OperationState {
+            log: EventLog::new(self.options.order, self.interpretation.clone()),
+            epoch,
+            head: Seq::ZERO,
+            subscription: Subscription::None,
+            fetch: Fetch::Idle,
+            fetch_backoff: Backoff::new(self.options.history_retry.clone()),
+            round: None,
+            recovery: Recovery::CatchingUp,
+            caught_up_once: false,
+            problem: None,
+            server_status: None,
+            finished: false,
+            cancel_requested: false,
+            tracked,
+        };
+        let id = op.tracked.id.clone();
+        let live = op.needs_live();
+        self.operations.insert(0, op);
+        if live {
+            self.ensure_socket();
+            self.subscribe(&id);
+        } else {
+            // Terminal when last seen: load it once, never subscribe.
+            self.start_round(&id, false);
+            self.fetch_next(&id);
+        }
+        if persist {
+            self.persist();
+        }
+    }
+
+    fn restore(&mut self, set: Vec<TrackedOperation>) {
+        let gone: Vec<OperationId> = self
+            .operations
+            .iter()
+            .filter(|op| !set.iter().any(|t| t.id == op.tracked.id))
+            .map(|op| op.tracked.id.clone())
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
+        // Insert oldest first so the newest ends up in front.
+        for tracked in set.into_iter().rev() {
+            self.track(tracked, None, false);
+        }
+        self.close_socket_if_idle();
+    }
+
+    fn forget(&mut self, id: &OperationId) {
+        if self.remove(id) {
+            self.persist();
+            self.close_socket_if_idle();
+        }
+    }
+
+    fn remove(&mut self, id: &OperationId) -> bool {
+        let Some(index) = self.operations.iter().position(|op| &op.tracked.id == id) else {
+            return false;
+        };
+        let op = self.operations.remove(index);
+        if op.subscription != Subscription::None
+            && let Socket::Open { id: socket, .. } = self.socket
+        {
+            self.commands.push_back(Command::Send(
+                socket,
+                ClientFrame::Unsubscribe {
+                    operation_id: op.tracked.id,
+                },
+            ));
+        }
+        true
+    }
+
+    fn cancel(&mut self, id: &OperationId) {
+        if let Some(op) = self.find_mut(id)
+            && !op.finished
+            && !op.cancel_requested
+        {
+            op.cancel_requested = true;
+            if matches!(op.problem, Some(Problem::CancelFailed(_))) {
+                op.problem = None;
+            }
+            self.commands.push_back(Command::Cancel(id.clone()));
+        }
+    }
+
+    fn persist(&mut self) {
+        self.commands.push_back(Command::Persist(self.tracked()));
+    }
+
+    // ----- the socket -----------------------------------------------------
+
+    fn wants_socket(&self) -> bool {
+        self.operations.iter().any(OperationState::needs_live)
+    }
+
+    /// Opens a socket if one is needed and none is open, connecting or
+    /// scheduled. The only place that opens sockets.
+    fn ensure_socket(&mut self) {
+        if self.socket == Socket::Closed && !self.offline && self.wants_socket() {
+            self.next_socket += 1;
+            let id = SocketId(self.next_socket);
+            self.socket = Socket::Connecting(id);
+            self.commands.push_back(Command::OpenSocket(id));
+        }
+    }
+
+    fn close_socket_if_idle(&mut self) {
+        if self.wants_socket() {
+            return;
+        }
+        match self.socket {
+            Socket::Open { id, .. } | Socket::Connecting(id) => {
+                self.commands.push_back(Command::CloseSocket(id));
+                self.socket = Socket::Closed;
+            }
+            Socket::Waiting { .. } => self.socket = Socket::Closed,
+            Socket::Closed => {}
+        }
+    }
+
+    fn current_socket(&self) -> Option<SocketId> {
+        match self.socket {
+            Socket::Connecting(id) | Socket::Open { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    fn socket_opened(&mut self, id: SocketId, now: Timestamp) {
+        if self.socket != Socket::Connecting(id) {
+            // An old socket or one we gave up on: close it, it is not ours.
+            self.commands.push_back(Command::CloseSocket(id));
+            return;
+        }
+        self.socket = Socket::Open {
+            id,
+            opened_at: now,
+            last_frame_at: now,
+        };
+        self.arm_watchdog(now);
+        let ids: Vec<OperationId> = self
+            .operations
+            .iter()
+            .filter(|op| op.needs_live())
+            .map(|op| op.tracked.id.clone())
+            .collect();
+        for op in ids {
+            self.subscribe(&op);
+        }
+    }
+
+    fn socket_closed(&mut self, id: SocketId, now: Timestamp) {
+        if self.current_socket() != Some(id) {
+            return;
+        }
+        if let Socket::Open { opened_at, .. } = self.socket
+            && now.0 - opened_at.0 >= self.options.healthy_after_ms as i64
+        {
+            self.backoff.reset();
+        }
+        self.lost_socket(now);
+    }
+
+    /// The current socket is gone (closed, or declared dead). The only path
+    /// that schedules a reconnect.
+    fn lost_socket(&mut self, now: Timestamp) {
+        for op in &mut self.operations {
+            op.subscription = Subscription::None;
+        }
+        self.socket = Socket::Closed;
+        if self.offline || !self.wants_socket() {
+            return;
+        }
+        let delay = self.backoff.next_delay_ms(&mut self.rng);
+        let until = Timestamp(now.0 + delay as i64);
+        self.socket = Socket::Waiting { until };
+        self.commands.push_back(Command::SetTimer {
+            timer: Timer::Reconnect,
+            at: until,
+        });
+    }
+
+    fn watchdog_limit(&self) -> i64 {
+        2 * self.options.server_ping_interval_ms as i64
+    }
+
+    fn arm_watchdog(&mut self, last_frame_at: Timestamp) {
+        let at = Timestamp(last_frame_at.0 + self.watchdog_limit());
+        self.commands.push_back(Command::SetTimer {
+            timer: Timer::Watchdog,
+            at,
+        });
+    }
+
+    /// Runs on every input, so a dead socket is noticed whenever anything
+    /// happens at all, not only when a (possibly throttled) timer fires.
+    fn check_watchdog(&mut self, now: Timestamp) {
+        if let Socket::Open {
+            id, last_frame_at, ..
+        } = self.socket
+            && now.0 - last_frame_at.0 > self.watchdog_limit()
+        {
+            self.commands.push_back(Command::CloseSocket(id));
+            self.lost_socket(now);
+        }
+    }
+
+    fn timer_fired(&mut self, timer: Timer, now: Timestamp) {
+        match timer {
+            Timer::Reconnect => match self.socket {
+                Socket::Waiting { until } if now >= until => {
+                    self.socket = Socket::Closed;
+                    self.ensure_socket();
+                }
+                Socket::Waiting { until } => self.commands.push_back(Command::SetTimer {
+                    timer: Timer::Reconnect,
+                    at: until,
+                }),
+                _ => {}
+            },
+            Timer::Watchdog => {
+                // check_watchdog already ran; if the socket lives, look again
+                // when it would next be overdue.
+                if let Socket::Open { last_frame_at, .. } = self.socket {
+                    self.arm_watchdog(last_frame_at);
+                }
+            }
+            Timer::HistoryRetry(id) => {
+                let due = self
+                    .find(&id)
+                    .is_some_and(|op| matches!(op.fetch, Fetch::RetryAt(at) if now >= at));
+                if due {
+                    let op = self.find_mut(&id).expect("checked above");
+                    op.fetch = Fetch::Idle;
+                    if matches!(op.problem, Some(Problem::HistoryUnavailable { .. })) {
+                        op.problem = None;
+                    }
+                    self.fetch_next(&id);
+                } else if let Some(OperationState {
+                    fetch: Fetch::RetryAt(at),
+                    ..
+                }) = self.find(&id)
+                {
+                    let at = *at;
+                    self.commands.push_back(Command::SetTimer {
+                        timer: Timer::HistoryRetry(id),
+                        at,
+                    });
+                }
+            }
+        }
+    }
+
+    // ----- frames ---------------------------------------------------------
+
+    fn subscribe(&mut self, id: &OperationId) {
+        let Socket::Open { id: socket, .. } = self.socket else {
+            return;
+        };
+        let Some(op) = self.find_mut(id) else { return };
+        if op.subscription != Subscription::None || !op.needs_live() {
+            return;
+        }
+        op.subscription = Subscription::Pending;
+        let after = op.log.contiguous();
+        self.commands.push_back(Command::Send(
+            socket,
+            ClientFrame::Subscribe {
+                operation_id: id.clone(),
+                after,
+            },
+        ));
+    }
+
+    fn frame_received(&mut self, socket: SocketId, text: &str, now: Timestamp) {
+        let Socket::Open {
+            id, last_frame_at, ..
+        } = &mut self.socket
+        else {
+            return;
+        };
+        if *id != socket {
+            return;
+        }
+        *last_frame_at = now;
+        let frame = match ServerFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                self.notices.malformed_frames += 1;
+                return;
+            }
+        };
+        match frame {
+            ServerFrame::Subscribed {
+                operation_id,
+                epoch,
+                head,
+            } => self.subscribed(&operation_id, epoch, head),
+            ServerFrame::Event {
+                operation_id,
+                epoch,
+                event,
+            } => self.live_event(&operation_id, epoch, event),
+            ServerFrame::Unsubscribed { operation_id } => {
+                if let Some(op) = self.find_mut(&operation_id) {
+                    op.subscription = Subscription::None;
+                    if op.needs_live() {
+                        // The server ended it early: whatever it has is in
+                        // the history; the next connection subscribes again.
+                        self.fetch_next(&operation_id);
+                    }
+                }
+            }
+            ServerFrame::Error {
+                operation_id: Some(operation_id),
+                code,
+                message,
+            } => {
+                if let Some(op) = self.find_mut(&operation_id) {
+                    op.subscription = Subscription::None;
+                    op.problem = Some(if code == "operation_not_found" {
+                        Problem::NotFound
+                    } else {
+                        Problem::Server(message)
+                    });
+                    self.close_socket_if_idle();
+                }
+            }
+            ServerFrame::Error {
+                operation_id: None,
+                message,
+                ..
+            } => self.notices.server_error = Some(message),
+            ServerFrame::Ping => self
+                .commands
+                .push_back(Command::Send(socket, ClientFrame::Pong)),
+            ServerFrame::Pong | ServerFrame::Unknown => {}
+        }
+    }
+
+    fn subscribed(&mut self, id: &OperationId, epoch: Epoch, head: Seq) {
+        let Some(op) = self.find_mut(id) else { return };
+        if op.subscription != Subscription::Pending {
+            return;
+        }
+        op.subscription = Subscription::Active;
+        let refetched = op.epoch.is_some_and(|known| known != epoch);
+        if refetched {
+            op.log.clear();
+            op.fetch = Fetch::Idle; // an answer for the old epoch is stale
+            op.head = Seq::ZERO;
+        }
+        op.epoch = Some(epoch);
+        op.head = op.head.max(head);
+        self.start_round(id, refetched);
+        self.catch_up(id);
+    }
+
+    fn live_event(
+        &mut self,
+        id: &OperationId,
+        epoch: Option<Epoch>,
+        event: crate::protocol::Event,
+    ) {
+        let Some(op) = self.find_mut(id) else { return };
+        if op.finished || op.subscription == Subscription::None {
+            return;
+        }
+        if let (Some(known), Some(new)) = (op.epoch, epoch)
+            && known != new
+        {
+            // The stream was rebuilt under us: start over in the new epoch.
+            op.log.clear();
+            op.fetch = Fetch::Idle;
+            op.head = Seq::ZERO;
+            op.epoch = Some(new);
+            self.start_round(id, true);
+        }
+        let op = self.find_mut(id).expect("found above");
+        if op.epoch.is_none() {
+            op.epoch = epoch;
+        }
+        if let Some(seq) = event.seq {
+            op.head = op.head.max(seq);
+        }
+        if let Insert::Rejected(_) = op.log.insert(event) {
+            self.notices.rejected_events += 1;
+            return;
+        }
+        // Until `subscribed` arrives the live events are only buffered: the
+        // catch-up that follows it fills whatever is missing.
+        if op.subscription == Subscription::Active {
+            if op.round.is_none() && op.log.first_gap().is_some() {
+                self.start_round(id, false);
+            }
+            self.catch_up(id);
+        }
+    }
+
+    // ----- history --------------------------------------------------------
+
+    fn start_round(&mut self, id: &OperationId, refetched: bool) {
+        if let Some(op) = self.find_mut(id) {
+            let first = !op.caught_up_once;
+            let round = op.round.get_or_insert(Round {
+                missed: 0,
+                first,
+                refetched: false,
+                pages: 0,
+            });
+            round.refetched |= refetched;
+            op.recovery = Recovery::CatchingUp;
+        }
+    }
+
+    /// Decides what an operation still needs after anything changed: more
+    /// history, the end of its subscription, or nothing.
+    fn catch_up(&mut self, id: &OperationId) {
+        let Some(op) = self.find_mut(id) else { return };
+        let behind = match op.log.order() {
+            LogOrder::BySeq => op.log.contiguous() < op.head || op.log.first_gap().is_some(),
+            // Without seqs, one full fetch per round is all there is.
+            LogOrder::ByTime => op.round.is_some_and(|round| round.pages == 0),
+        };
+        // A terminal event we recognise, or the server's word for a
+        // vocabulary we do not: either way nothing more will come.
+        let over =
+            op.log.is_complete() || (!behind && op.server_status.is_some_and(Status::is_terminal));
+        if over {
+            self.finish(id);
+        } else if behind {
+            self.fetch_next(id);
+        } else if op.fetch == Fetch::Idle {
+            self.end_round(id);
+        }
+    }
+
+    fn fetch_next(&mut self, id: &OperationId) {
+        let page_limit = self.options.page_limit;
+        let Some(op) = self.find_mut(id) else { return };
+        if op.fetch != Fetch::Idle || op.problem == Some(Problem::NotFound) {
+            return;
+        }
+        let after = op.log.contiguous();
+        let limit = match op.log.first_gap() {
+            // Exactly the gap (or a page of it).
+            Some((start, end)) => (end.0 - start.0 + 1).min(u64::from(page_limit)) as u32,
+            None => page_limit,
+        };
+        self.next_request += 1;
+        let request = RequestId(self.next_request);
+        let op = self.find_mut(id).expect("found above");
+        op.fetch = Fetch::InFlight(request);
+        self.commands.push_back(Command::FetchHistory {
+            request,
+            operation_id: id.clone(),
+            after,
+            limit,
+        });
+    }
+
+    fn history_received(&mut self, request: RequestId, page: EventsPage) {
+        let Some(op) = self
+            .operations
+            .iter_mut()
+            .find(|op| op.fetch == Fetch::InFlight(request))
+        else {
+            return;
+        };
+        let id = op.tracked.id.clone();
+        op.fetch = Fetch::Idle;
+        op.fetch_backoff.reset();
+        if matches!(op.problem, Some(Problem::HistoryUnavailable { .. })) {
+            op.problem = None;
+        }
+        if page.operation_id != id {
+            self.notices.server_error = Some(format!(
+                "The server answered for {} when asked about {id}",
+                page.operation_id
+            ));
+            return;
+        }
+        if op.epoch.is_some_and(|known| known != page.epoch) {
+            // Fetched across a rebuild: the page's seqs are in another
+            // numbering. Start over in the new epoch.
+            op.log.clear();
+            op.head = page.head;
+            op.epoch = Some(page.epoch);
+            self.start_round(&id, true);
+            self.catch_up(&id);
+            return;
+        }
+        op.epoch = Some(page.epoch);
+        op.head = op.head.max(page.head);
+        if op.tracked.kind.is_empty() {
+            // Known by id only (a deep link): the page is how we learn more.
+            op.tracked.kind = page.kind;
+        }
+        op.server_status = Some(page.status);
+        let mut added = 0;
+        for event in page.events {
+            match op.log.insert(event) {
+                Insert::Added => added += 1,
+                Insert::Duplicate => {}
+                Insert::Rejected(_) => self.notices.rejected_events += 1,
+            }
+        }
+        if let Some(round) = op.round.as_mut() {
+            round.missed += added;
+            round.pages += 1;
+        }
+        let still_live =
+            op.tracked.status.is_some_and(Status::is_terminal) && !page.status.is_terminal();
+        if still_live {
+            // Persisted as terminal but the server says otherwise: follow it.
+            op.tracked.status = Some(page.status);
+            self.ensure_socket();
+            self.subscribe(&id);
+            self.persist();
+        }
+        self.catch_up(&id);
+    }
+
+    fn history_failed(&mut self, request: RequestId, error: HistoryError, now: Timestamp) {
+        let Some(op) = self
+            .operations
+            .iter_mut()
+            .find(|op| op.fetch == Fetch::InFlight(request))
+        else {
+            return;
+        };
+        match error {
+            HistoryError::NotFound => {
+                op.fetch = Fetch::Idle;
+                op.problem = Some(Problem::NotFound);
+                op.round = None;
+                let id = op.tracked.id.clone();
+                if op.subscription != Subscription::None
+                    && let Socket::Open { id: socket, .. } = self.socket
+                {
+                    self.commands.push_back(Command::Send(
+                        socket,
+                        ClientFrame::Unsubscribe { operation_id: id },
+                    ));
+                }
+                self.close_socket_if_idle();
+            }
+            HistoryError::Transient(reason) => {
+                let delay = op.fetch_backoff.next_delay_ms(&mut self.rng).max(250);
+                let at = Timestamp(now.0 + delay as i64);
+                op.fetch = Fetch::RetryAt(at);
+                op.problem = Some(Problem::HistoryUnavailable {
+                    reason,
+                    retry_at: at,
+                });
+                let timer = Timer::HistoryRetry(op.tracked.id.clone());
+                self.commands.push_back(Command::SetTimer { timer, at });
+            }
+        }
+    }
+
+    /// The catch-up is over: nothing is missing up to the known head.
+    fn end_round(&mut self, id: &OperationId) {
+        let Some(op) = self.find_mut(id) else { return };
+        let Some(round) = op.round.take() else { return };
+        let total = op.log.len();
+        op.recovery = if round.refetched {
+            Recovery::Refetched { total }
+        } else if round.first || round.missed == 0 {
+            Recovery::Complete { total }
+        } else {
+            Recovery::Replayed {
+                missed: round.missed,
+                total,
+            }
+        };
+        op.caught_up_once = true;
+        if !op.needs_live() && op.subscription == Subscription::None {
+            op.finished = true;
+        }
+    }
+
+    /// A terminal event arrived and nothing before it is missing: the view
+    /// switches and the subscription ends.
+    fn finish(&mut self, id: &OperationId) {
+        self.end_round(id);
+        let socket = self.socket;
+        let Some(op) = self.find_mut(id) else { return };
+        op.finished = true;
+        op.cancel_requested = false;
+        let status = effective_status(op);
+        let unsubscribe = op.subscription != Subscription::None;
+        op.subscription = Subscription::None;
+        let changed = op.tracked.status != Some(status);
+        op.tracked.status = Some(status);
+        if unsubscribe && let Socket::Open { id: socket, .. } = socket {
+            self.commands.push_back(Command::Send(
+                socket,
+                ClientFrame::Unsubscribe {
+                    operation_id: id.clone(),
+                },
+            ));
+        }
+        if changed {
+            self.persist();
+        }
+        self.close_socket_if_idle();
+    }
+
+    fn find(&self, id: &OperationId) -> Option<&OperationState> {
+        self.operations.iter().find(|op| &op.tracked.id == id)
+    }
+
+    fn find_mut(&mut self, id: &OperationId) -> Option<&mut OperationState> {
+        self.operations.iter_mut().find(|op| &op.tracked.id == id)
+    }
+}
+
+/// The status to show: a terminal event's, else the server's or the
+/// remembered terminal one, else what the events imply.
+fn effective_status(op: &OperationState) -> Status {
+    if let Some(status) = op.log.terminal_status() {
+        return status;
+    }
+    let remembered = op.server_status.or(op.tracked.status);
+    match remembered {
+        Some(status) if status.is_terminal() => status,
+        _ if op.log.is_empty() && op.head == Seq::ZERO => Status::NotStarted,
+        _ => Status::Running,
+    }
+}
+
+fn view(op: &OperationState) -> OperationView<'_> {
+    let status = effective_status(op);
+    OperationView {
+        tracked: &op.tracked,
+        log: &op.log,
+        status,
+        progress: op.log.progress(),
+        recovery: op.recovery,
+        problem: op.problem.as_ref(),
+        epoch: op.epoch,
+        head: op.head,
+        finished: op.finished,
+        cancel_requested: op.cancel_requested,
+    }
+}

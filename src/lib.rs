@@ -1,0 +1,1 @@
+//! optrail: the widget. See README.md.
