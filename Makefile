@@ -1,0 +1,20 @@
+# The two commands a person needs. Everything else lives in scripts/.
+.PHONY: run test setup web soak bench
+
+run:   ## install what is missing, build the widget, serve on http://127.0.0.1:8080
+	@scripts/run.sh
+
+test:  ## install what is missing, then run every check
+	@scripts/test.sh
+
+setup:
+	@scripts/setup.sh
+
+web:
+	@scripts/build-web.sh
+
+soak:  ## a long deterministic simulation of the client session
+	OPTRAIL_SIM_SCHEDULES=$${OPTRAIL_SIM_SCHEDULES:-200000} cargo test --release -p optrail-core --test simulation -- --nocapture
+
+bench: ## EventLog throughput against a naive baseline
+	cargo bench -p optrail-core --bench event_log

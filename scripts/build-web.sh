@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Builds the widget with Trunk (release, wasm-opt) into dist/ and measures
+# the bundle a browser downloads: wasm + JS, raw and gzipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-150}
+
+trunk build --release --offline 2>&1 | grep -vE '^\s*$' | tail -n 5
+
+raw=0 gz=0
+for f in dist/*.wasm dist/*.js; do
+  [ -f "$f" ] || continue
+  raw=$((raw + $(stat -c %s "$f")))
+  gz=$((gz + $(gzip -9 -c "$f" | wc -c)))
+done
+[ "$gz" -gt 0 ] || { echo "build-web: no wasm/js in dist/" >&2; exit 1; }
+report=$(printf 'bundle (wasm + js): %d KB raw, %d KB gzip (budget %d KB gzip)' \
+  $((raw / 1024)) $((gz / 1024)) "$LIMIT_GZIP_KB")
+echo "$report"
+echo "$report" > dist/bundle-size.txt
+if [ $((gz / 1024)) -gt "$LIMIT_GZIP_KB" ]; then
+  echo "build-web: the bundle is over its budget" >&2
+  exit 1
+fi

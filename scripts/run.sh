@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make run`: install what is missing, build the widget, and serve it with the
+# reference server on http://127.0.0.1:8080 (events in ./data/optrail.db).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build-web.sh
+cargo build --release -p optrail-server
+exec target/release/optrail-server --listen "${OPTRAIL_LISTEN:-127.0.0.1:8080}" \
+  --database "${OPTRAIL_DATABASE:-data/optrail.db}" --static-dir dist "$@"

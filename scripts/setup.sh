@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what optrail needs beyond the Rust toolchain, Node and Python:
+# the wasm32 target, Trunk, wasm-bindgen-cli (the exact version in
+# Cargo.lock), wasm-opt (Debian's binaryen) and Chromium + ChromeDriver
+# (Debian). Idempotent: each piece is checked first and skipped when present
+# at the right version, so a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
+APT_PACKAGES=(chromium chromium-driver binaryen)
+
+say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31msetup: %s\033[0m\n' "$*" >&2; exit 1; }
+
+# The wasm-bindgen version the widget links against; the CLI must match it
+# exactly or the generated JS glue and the wasm disagree at run time.
+lock_version() {
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock
+}
+[ -f Cargo.lock ] || cargo generate-lockfile
+WASM_BINDGEN_VERSION=$(lock_version wasm-bindgen)
+[ -n "$WASM_BINDGEN_VERSION" ] || die "no wasm-bindgen in Cargo.lock"
+trunk_pin=$(sed -n 's/^wasm_bindgen *= *"\(.*\)"/\1/p' Trunk.toml)
+[ "$trunk_pin" = "$WASM_BINDGEN_VERSION" ] || die "Trunk.toml pins wasm_bindgen $trunk_pin but Cargo.lock has $WASM_BINDGEN_VERSION: make them equal (and keep the =version in Cargo.toml)."
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  say "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
+  say "installing trunk $TRUNK_VERSION from crates.io (about 8 minutes on 2 cores)"
+  cargo install trunk --version "=$TRUNK_VERSION" --locked
+fi
+
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 3 minutes)"
+  # --locked fails here: one of its locked dependencies is gone from the registry.
+  cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --force
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    die "missing Debian packages: ${missing[*]}. Installing them needs root: run 'sudo apt-get update && sudo apt-get install -y ${missing[*]}', then run this again."
+  fi
+  say "installing ${missing[*]} with apt-get (about a minute)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v chromedriver >/dev/null || die "chromedriver is not on PATH after installing chromium-driver"

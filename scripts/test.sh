@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: install what is missing, then run every check. Stops at the
+# first failure. Each step prints its name and how long it took.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() {
+  local name=$1; shift
+  printf '\n\033[1m== %s\033[0m\n' "$name"
+  local start=$SECONDS
+  "$@"
+  printf '\033[2m   (%s: %ss)\033[0m\n' "$name" $((SECONDS - start))
+}
+
+core_is_pure() {
+  # The core must stay free of browser, async-runtime and server crates.
+  local bad
+  bad=$(cargo tree -p optrail-core -e normal --prefix none --format '{p}' \
+    | grep -E '^(web-sys|js-sys|wasm-bindgen|gloo[a-z-]*|tokio|axum|leptos|hyper|mio) ' | sort -u || true)
+  if [ -n "$bad" ]; then
+    echo "optrail-core depends on I/O crates it must not use:"; echo "$bad"; return 1
+  fi
+  echo "optrail-core depends on no browser, runtime or server crate"
+}
+
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+
+step setup scripts/setup.sh
+step "cargo fmt" cargo fmt --all -- --check
+step "core purity" core_is_pure
+step "clippy (host)" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "clippy (wasm32)" cargo clippy -p optrail --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
+step "widget build (trunk, release)" scripts/build-web.sh
+step "native tests (core, server, end-to-end)" cargo test --workspace --locked
+step "widget tests (wasm-bindgen-test, headless Chromium)" cargo test -p optrail --target wasm32-unknown-unknown --locked

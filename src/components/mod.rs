@@ -1,0 +1,98 @@
+//! Components render the snapshot and emit intents; they decide nothing.
+
+mod app;
+mod connection;
+mod operation_list;
+mod operation_view;
+mod start_form;
+
+use std::rc::{Rc, Weak};
+
+use leptos::prelude::*;
+use optrail_core::{Input, OperationId};
+use serde_json::Value;
+
+use crate::config::ViewMode;
+use crate::driver::{Driver, Ui};
+use crate::model::OperationRow;
+
+pub use app::App;
+
+/// What the components need: the state to render and a way to the driver
+/// for intents. `Copy`, so every closure can take it.
+#[derive(Clone, Copy)]
+pub struct WidgetCtx {
+    pub ui: Ui,
+    driver: StoredValue<Weak<Driver>, LocalStorage>,
+    /// The operation shown in detail.
+    pub selected: RwSignal<Option<OperationId>>,
+    pub view: ViewMode,
+    pub start_form: bool,
+    pub demo_controls: bool,
+    pub hash_routing: bool,
+}
+
+impl WidgetCtx {
+    pub fn new(driver: &Rc<Driver>) -> Self {
+        let config = driver.config();
+        Self {
+            ui: driver.ui(),
+            driver: StoredValue::new_local(Rc::downgrade(driver)),
+            selected: RwSignal::new(None),
+            view: config.view,
+            start_form: config.start_form,
+            demo_controls: config.demo_controls,
+            hash_routing: config.hash_routing,
+        }
+    }
+
+    fn driver(&self) -> Option<Rc<Driver>> {
+        self.driver.try_get_value().and_then(|weak| weak.upgrade())
+    }
+
+    fn input(&self, input: Input) {
+        if let Some(driver) = self.driver() {
+            driver.input(input);
+        }
+    }
+
+    /// The selected operation's row, if it is tracked.
+    pub fn selected_row(&self) -> Option<OperationRow> {
+        let id = self.selected.get()?;
+        self.ui
+            .snapshot
+            .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
+    }
+
+    pub fn select(&self, id: Option<OperationId>) {
+        self.selected.set(id);
+    }
+
+    /// Starts an operation and shows it. `Err` is a sentence for the form.
+    pub async fn start(self, kind: String, params: Value) -> Result<(), String> {
+        let driver = self
+            .driver()
+            .ok_or_else(|| "The widget was closed.".to_owned())?;
+        let id = driver.start_operation(&kind, params).await?;
+        self.select(Some(id));
+        Ok(())
+    }
+
+    pub fn cancel(&self, id: OperationId) {
+        self.input(Input::Cancel(id));
+    }
+
+    pub fn forget(&self, id: OperationId) {
+        if self.selected.get_untracked().as_ref() == Some(&id) {
+            self.select(None);
+        }
+        self.input(Input::Forget(id));
+    }
+
+    /// Follows an operation known only by id (a deep link).
+    pub fn track(&self, id: OperationId) {
+        if let Some(driver) = self.driver() {
+            driver.track(id);
+        }
+    }
+}

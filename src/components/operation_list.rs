@@ -1,0 +1,78 @@
+use leptos::prelude::*;
+
+use super::WidgetCtx;
+use super::operation_view::{ProgressBar, StatusChip};
+use crate::model::ago;
+
+/// Every tracked operation, newest first.
+#[component]
+pub fn OperationList() -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    let ids = move || {
+        ctx.ui.snapshot.with(|s| {
+            s.operations
+                .iter()
+                .map(|op| op.id.clone())
+                .collect::<Vec<_>>()
+        })
+    };
+    view! {
+        <nav class="optrail-list" aria-label="Tracked operations">
+            <Show
+                when=move || ctx.ui.snapshot.with(|s| !s.operations.is_empty())
+                fallback=|| view! { <p class="optrail-empty">"No operations yet."</p> }
+            >
+                <ul class="optrail-list-items">
+                    <For each=ids key=|id| id.clone() let:id>
+                        <OperationListItem id=id />
+                    </For>
+                </ul>
+            </Show>
+        </nav>
+    }
+}
+
+#[component]
+fn OperationListItem(id: optrail_core::OperationId) -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    let row = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            ctx.ui
+                .snapshot
+                .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
+        })
+    };
+    let selected = {
+        let id = id.clone();
+        move || ctx.selected.with(|s| s.as_ref() == Some(&id))
+    };
+    let status = Signal::derive(move || row.with(|r| r.as_ref().map(|r| r.status)));
+    let progress = Signal::derive(move || row.with(|r| r.as_ref().and_then(|r| r.progress)));
+    view! {
+        <li class="optrail-list-item" data-operation-id=id.to_string()>
+            <button
+                class="optrail-list-button"
+                class:optrail-selected=selected.clone()
+                aria-current=move || selected().then_some("true")
+                on:click={
+                    let id = id.clone();
+                    move |_| ctx.select(Some(id.clone()))
+                }
+            >
+                <span class="optrail-list-title">
+                    {move || row.with(|r| r.as_ref().map(|r| r.title()).unwrap_or_default())}
+                </span>
+                <StatusChip status=status />
+                <ProgressBar progress=progress compact=true />
+                <span class="optrail-list-age">
+                    {move || {
+                        row.with(|r| r.as_ref().and_then(|r| r.started_at))
+                            .map(|at| ago(ctx.ui.now.get(), at))
+                            .unwrap_or_default()
+                    }}
+                </span>
+            </button>
+        </li>
+    }
+}

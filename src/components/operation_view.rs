@@ -1,0 +1,259 @@
+use leptos::prelude::*;
+use optrail_core::{OperationId, Problem, Status};
+
+use super::WidgetCtx;
+use crate::model::{OperationRow, ago, duration, problem_text, recovery_text};
+
+/// A status as a colored chip.
+#[component]
+pub fn StatusChip(#[prop(into)] status: Signal<Option<Status>>) -> impl IntoView {
+    let name = move || match status.get() {
+        Some(Status::NotStarted) | None => "not-started",
+        Some(Status::Running) => "running",
+        Some(Status::Succeeded) => "succeeded",
+        Some(Status::Failed) => "failed",
+        Some(Status::Canceled) => "canceled",
+    };
+    view! {
+        <span class="optrail-chip" data-status=name>
+            {move || status.get().map(Status::label).unwrap_or("Waiting")}
+        </span>
+    }
+}
+
+/// An accessible progress bar; indeterminate while no percentage is known.
+#[component]
+pub fn ProgressBar(
+    #[prop(into)] progress: Signal<Option<f64>>,
+    #[prop(optional)] compact: bool,
+) -> impl IntoView {
+    let rounded = move || progress.get().map(|p| p.round() as u32);
+    view! {
+        <div
+            class="optrail-progress"
+            class:optrail-progress-compact=compact
+            class:optrail-progress-indeterminate=move || progress.get().is_none()
+            role="progressbar"
+            aria-label="Progress"
+            aria-valuemin="0"
+            aria-valuemax="100"
+            aria-valuenow=move || rounded().map(|p| p.to_string())
+            aria-valuetext=move || rounded().map(|p| format!("{p} %"))
+        >
+            <div
+                class="optrail-progress-fill"
+                style:width=move || format!("{}%", progress.get().unwrap_or(0.0))
+            ></div>
+        </div>
+    }
+}
+
+/// The selected operation, or a hint when none is.
+#[component]
+pub fn OperationDetail() -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    move || match ctx.selected.get() {
+        Some(id) => view! { <OperationPanel id=id /> }.into_any(),
+        None => view! {
+            <p class="optrail-detail-empty">
+                "Start an operation, or pick one from the list to watch it live."
+            </p>
+        }
+        .into_any(),
+    }
+}
+
+fn absolute_time(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    date.to_locale_time_string("default")
+        .as_string()
+        .unwrap_or_default()
+}
+
+fn iso_time(ms: i64) -> String {
+    optrail_core::Timestamp(ms).to_string()
+}
+
+#[component]
+fn OperationPanel(id: OperationId) -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    let row: Memo<Option<OperationRow>> = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            ctx.ui
+                .snapshot
+                .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
+        })
+    };
+    let field =
+        move |f: fn(&OperationRow) -> String| row.with(|r| r.as_ref().map(f).unwrap_or_default());
+    let status = Signal::derive(move || row.with(|r| r.as_ref().map(|r| r.status)));
+    let progress = Signal::derive(move || row.with(|r| r.as_ref().and_then(|r| r.progress)));
+    let events = move || row.with(|r| r.as_ref().map(|r| r.events.clone()).unwrap_or_default());
+    let elapsed = move || {
+        row.with(|r| {
+            let r = r.as_ref()?;
+            let start = r.started_at?;
+            let end = r.ended_at().unwrap_or_else(|| ctx.ui.now.get());
+            Some(duration(end - start))
+        })
+    };
+    let id_text = id.to_string();
+    let link = format!("#/operations/{id}");
+    let id_attr = id_text.clone();
+    view! {
+        <article class="optrail-operation" data-operation-id=id_attr data-status=move || {
+            status.get().map(|s| s.label().to_lowercase().replace(' ', "-")).unwrap_or_default()
+        }>
+            <Show
+                when=move || row.with(Option::is_some)
+                fallback=|| view! { <p class="optrail-detail-empty">"This operation is no longer tracked."</p> }
+            >
+                <header class="optrail-operation-header">
+                    <h3 class="optrail-operation-title">{move || field(OperationRow::title)}</h3>
+                    <StatusChip status=status />
+                </header>
+                <p class="optrail-operation-id">
+                    "ID " <code>{id_text.clone()}</code>
+                    <a class="optrail-link" href=link.clone()>"link"</a>
+                </p>
+                <ProgressBar progress=progress />
+                <p class="optrail-operation-meta">
+                    <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
+                    <span class="optrail-recovery" role="status">
+                        {move || row.with(|r| r.as_ref().map(|r| recovery_text(r.recovery)).unwrap_or_default())}
+                    </span>
+                </p>
+                <Show when=move || row.with(|r| r.as_ref().is_some_and(|r| r.problem.is_some()))>
+                    <p class="optrail-problem" role="alert">
+                        {move || row.with(|r| {
+                            r.as_ref()
+                                .and_then(|r| r.problem.as_ref())
+                                .map(|p| problem_text(p, ctx.ui.now.get()))
+                                .unwrap_or_default()
+                        })}
+                    </p>
+                </Show>
+                <Outcome row=row />
+                <ol class="optrail-timeline" aria-label="Events">
+                    <For each=events key=|event| event.key.clone() let:event>
+                        <li class="optrail-event" data-seq=event.seq.map(|s| s.to_string()) data-event-id=event.key.clone()>
+                            <span class="optrail-event-type">{event.kind.clone()}</span>
+                            <span class="optrail-event-message">{event.message.clone()}</span>
+                            <time class="optrail-event-time" datetime=iso_time(event.at) title=iso_time(event.at)>
+                                {absolute_time(event.at)}
+                                " · "
+                                {move || ago(ctx.ui.now.get(), event.at)}
+                            </time>
+                        </li>
+                    </For>
+                </ol>
+            </Show>
+        </article>
+    }
+}
+
+/// The running controls or the terminal summary.
+#[component]
+fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    let retry_error = RwSignal::new(None::<String>);
+    move || {
+        let Some(r) = row.get() else {
+            return ().into_any();
+        };
+        let id = r.id.clone();
+        let took = r
+            .started_at
+            .zip(r.ended_at())
+            .map(|(start, end)| duration(end - start))
+            .unwrap_or_default();
+        if r.problem == Some(Problem::NotFound) {
+            return view! {
+                <div class="optrail-controls">
+                    <ForgetButton id=id />
+                </div>
+            }
+            .into_any();
+        }
+        match r.status {
+            Status::Succeeded => view! {
+                <div class="optrail-outcome" data-outcome="succeeded">
+                    <p class="optrail-outcome-title">"Succeeded"</p>
+                    <p class="optrail-outcome-text">
+                        {r.events.last().map(|e| e.message.clone()).unwrap_or_default()}
+                        {(!took.is_empty()).then(|| format!(" — took {took}"))}
+                    </p>
+                    <ForgetButton id=id />
+                </div>
+            }
+            .into_any(),
+            Status::Failed => {
+                let retryable = !r.kind.is_empty();
+                let (kind, params) = (r.kind.clone(), r.params.clone());
+                view! {
+                    <div class="optrail-outcome" data-outcome="failed">
+                        <p class="optrail-outcome-title">"Failed"</p>
+                        <p class="optrail-outcome-text optrail-failure-reason">
+                            {r.failure_reason().unwrap_or_else(|| "No reason was given.".into())}
+                        </p>
+                        {retryable.then(|| view! {
+                            <button
+                                class="optrail-button optrail-retry"
+                                on:click=move |_| {
+                                    let (kind, params) = (kind.clone(), params.clone());
+                                    leptos::task::spawn_local(async move {
+                                        retry_error.set(ctx.start(kind, params).await.err());
+                                    });
+                                }
+                            >
+                                "Retry"
+                            </button>
+                        })}
+                        <ForgetButton id=id />
+                        <p class="optrail-form-error" role="alert">{move || retry_error.get()}</p>
+                    </div>
+                }
+                .into_any()
+            }
+            Status::Canceled => view! {
+                <div class="optrail-outcome" data-outcome="canceled">
+                    <p class="optrail-outcome-title">"Canceled"</p>
+                    <p class="optrail-outcome-text">
+                        {(!took.is_empty()).then(|| format!("Stopped after {took}."))}
+                    </p>
+                    <ForgetButton id=id />
+                </div>
+            }
+            .into_any(),
+            Status::Running | Status::NotStarted => {
+                let requested = r.cancel_requested;
+                view! {
+                    <div class="optrail-controls">
+                        <button
+                            class="optrail-button optrail-cancel"
+                            disabled=requested
+                            on:click=move |_| ctx.cancel(id.clone())
+                        >
+                            {if requested { "Canceling…" } else { "Cancel" }}
+                        </button>
+                    </div>
+                }
+                .into_any()
+            }
+        }
+    }
+}
+
+#[component]
+fn ForgetButton(id: OperationId) -> impl IntoView {
+    let ctx = expect_context::<WidgetCtx>();
+    view! {
+        <button
+            class="optrail-button optrail-button-quiet optrail-forget"
+            on:click=move |_| ctx.forget(id.clone())
+        >
+            "Forget"
+        </button>
+    }
+}

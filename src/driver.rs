@@ -1,0 +1,476 @@
+//! Runs an `optrail_core::Session` with real browser I/O.
+//!
+//! A small loop: every browser happening becomes an [`Input`]; every
+//! [`Command`] the session yields is carried out with gloo-net (WebSocket,
+//! HTTP), gloo-timers and localStorage; after each input the snapshot the
+//! components render is republished. No ordering, dedupe, retry or recovery
+//! decision is made here — those live in the core, once.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+
+use futures::channel::mpsc;
+use futures::future::{Either, poll_fn, select};
+use futures::{SinkExt, StreamExt};
+use gloo_events::EventListener;
+use gloo_net::http::{Request, RequestBuilder, Response};
+use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket};
+use gloo_timers::callback::{Interval, Timeout};
+use leptos::prelude::*;
+use optrail_core::{
+    ApiError, Command, EventsPage, HistoryError, Input, Operation, OperationId, Session, SocketId,
+    StartRequest, Timer, Timestamp, TrackedOperation,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+
+use crate::config::{Config, IoMode};
+use crate::model::Snapshot;
+use crate::storage;
+
+/// The clock the session is fed: ms since the epoch.
+pub fn now() -> i64 {
+    js_sys::Date::now() as i64
+}
+
+/// The reactive state the components read. Written only by the driver.
+#[derive(Clone, Copy)]
+pub struct Ui {
+    pub snapshot: RwSignal<Snapshot>,
+    /// Ticks every second, for "12 s ago" and countdowns.
+    pub now: RwSignal<i64>,
+    /// A widget-wide notice (storage reset, …), dismissible.
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl Ui {
+    pub fn new() -> Self {
+        Self {
+            snapshot: RwSignal::new(Snapshot::of(&Session::new(Default::default(), 0))),
+            now: RwSignal::new(now()),
+            notice: RwSignal::new(None),
+        }
+    }
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An HTTP failure, in words a person can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpError {
+    /// No answer at all: the server is down or the network is.
+    Unreachable,
+    /// 404.
+    NotFound,
+    /// Any other error status, with the server's message when it sent one.
+    Refused { status: u16, message: String },
+    /// A 2xx whose body was not what the protocol promises.
+    BadBody,
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Unreachable => f.write_str("the server could not be reached"),
+            HttpError::NotFound => f.write_str("not found"),
+            HttpError::Refused { message, .. } => f.write_str(message),
+            HttpError::BadBody => f.write_str("the server sent an answer optrail cannot read"),
+        }
+    }
+}
+
+struct State {
+    session: Session,
+    /// Outgoing frames of each open socket; dropping the sender closes it.
+    sockets: HashMap<SocketId, mpsc::UnboundedSender<String>>,
+    timers: HashMap<Timer, Timeout>,
+    listeners: Vec<EventListener>,
+    ticker: Option<Interval>,
+    /// Commands kept instead of executed ([`IoMode::Recorded`]).
+    recorded: Vec<Command>,
+    alive: bool,
+}
+
+/// Owns the session and carries out its commands. See the module doc.
+pub struct Driver {
+    config: Config,
+    ui: Ui,
+    state: RefCell<State>,
+    this: Weak<Driver>,
+}
+
+impl Driver {
+    /// Loads the tracked set, installs the browser listeners and resumes
+    /// every tracked operation.
+    pub fn launch(config: Config, ui: Ui) -> Rc<Self> {
+        let seed = if config.seed == 0 {
+            (js_sys::Math::random() * u64::MAX as f64) as u64
+        } else {
+            config.seed
+        };
+        let session = Session::new(config.session.clone(), seed);
+        let driver = Rc::new_cyclic(|this| Driver {
+            config,
+            ui,
+            state: RefCell::new(State {
+                session,
+                sockets: HashMap::new(),
+                timers: HashMap::new(),
+                listeners: Vec::new(),
+                ticker: None,
+                recorded: Vec::new(),
+                alive: true,
+            }),
+            this: this.clone(),
+        });
+        let loaded = storage::load(driver.config.namespace());
+        if loaded.notice.is_some() {
+            ui.notice.set(loaded.notice);
+        }
+        if driver.config.io == IoMode::Browser {
+            driver.listen();
+        }
+        driver.input(Input::Restore(loaded.operations));
+        driver
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn ui(&self) -> Ui {
+        self.ui
+    }
+
+    /// Feeds one input, carries out what follows, republishes.
+    pub fn input(&self, input: Input) {
+        {
+            let mut state = self.state.borrow_mut();
+            if !state.alive {
+                return;
+            }
+            state.session.handle(input, Timestamp(now()));
+        }
+        loop {
+            let command = self.state.borrow_mut().session.poll_command();
+            match command {
+                Some(command) => self.execute(command),
+                None => break,
+            }
+        }
+        let snapshot = Snapshot::of(&self.state.borrow().session);
+        self.ui.snapshot.try_set(snapshot);
+    }
+
+    /// Follows an operation known only by id (a deep link, `track()`).
+    pub fn track(&self, id: OperationId) {
+        self.input(Input::Track {
+            operation: TrackedOperation::by_id(id),
+            epoch: None,
+        });
+    }
+
+    /// Commands recorded in [`IoMode::Recorded`], oldest first; drains them.
+    pub fn take_recorded(&self) -> Vec<Command> {
+        std::mem::take(&mut self.state.borrow_mut().recorded)
+    }
+
+    /// Stops everything: sockets closed, timers cleared, listeners removed.
+    /// Late answers of requests in flight find the driver dead and vanish.
+    pub fn shutdown(&self) {
+        let mut state = self.state.borrow_mut();
+        state.alive = false;
+        state.sockets.clear();
+        state.timers.clear();
+        state.listeners.clear();
+        state.ticker = None;
+    }
+
+    fn execute(&self, command: Command) {
+        if self.config.io == IoMode::Recorded {
+            if let Command::Persist(operations) = &command {
+                storage::save(self.config.namespace(), operations);
+            }
+            self.state.borrow_mut().recorded.push(command);
+            return;
+        }
+        match command {
+            Command::OpenSocket(id) => self.open_socket(id),
+            Command::CloseSocket(id) => {
+                self.state.borrow_mut().sockets.remove(&id);
+            }
+            Command::Send(id, frame) => {
+                if let Some(socket) = self.state.borrow().sockets.get(&id) {
+                    let _ = socket.unbounded_send(frame.to_json());
+                }
+            }
+            Command::FetchHistory {
+                request,
+                operation_id,
+                after,
+                limit,
+            } => {
+                let url = self.config.url(
+                    &self.config.urls.events,
+                    operation_id.as_str(),
+                    after.0,
+                    limit,
+                );
+                let request_builder = self.authorized(Request::get(&url));
+                let driver = self.this.clone();
+                spawn_local(async move {
+                    let input = match fetch_json::<EventsPage>(request_builder).await {
+                        Ok(page) => Input::HistoryReceived { request, page },
+                        Err(HttpError::NotFound) => Input::HistoryFailed {
+                            request,
+                            error: HistoryError::NotFound,
+                        },
+                        Err(error) => Input::HistoryFailed {
+                            request,
+                            error: HistoryError::Transient(error.to_string()),
+                        },
+                    };
+                    feed(&driver, input);
+                });
+            }
+            Command::Cancel(operation_id) => {
+                let url = self
+                    .config
+                    .url(&self.config.urls.cancel, operation_id.as_str(), 0, 0);
+                let request_builder = self.authorized(Request::delete(&url));
+                let driver = self.this.clone();
+                spawn_local(async move {
+                    if let Err(error) = fetch_json::<Value>(request_builder).await {
+                        feed(
+                            &driver,
+                            Input::CancelFailed {
+                                operation_id,
+                                message: error.to_string(),
+                            },
+                        );
+                    }
+                });
+            }
+            Command::SetTimer { timer, at } => {
+                let delay = (at.0 - now()).clamp(0, i64::from(i32::MAX)) as u32;
+                let driver = self.this.clone();
+                let fired = timer.clone();
+                let timeout = Timeout::new(delay, move || feed(&driver, Input::TimerFired(fired)));
+                // Replacing a timer drops (and so cancels) the earlier one.
+                self.state.borrow_mut().timers.insert(timer, timeout);
+            }
+            Command::Persist(operations) => {
+                if !storage::save(self.config.namespace(), &operations) {
+                    self.ui.notice.set(Some(
+                        "This browser refused to save your operations; they will not survive a reload."
+                            .into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn authorized(&self, builder: RequestBuilder) -> RequestBuilder {
+        match self.config.token() {
+            Some(token) => builder.header("Authorization", &format!("Bearer {token}")),
+            None => builder,
+        }
+    }
+
+    fn open_socket(&self, id: SocketId) {
+        let mut url = self.config.websocket_url();
+        if let Some(token) = self.config.token() {
+            // Browsers cannot set headers on a WebSocket: the token goes in
+            // the query string.
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let token = js_sys::encode_uri_component(&token);
+            url = format!("{url}{separator}access_token={token}");
+        }
+        let (sender, receiver) = mpsc::unbounded();
+        self.state.borrow_mut().sockets.insert(id, sender);
+        spawn_local(run_socket(self.this.clone(), id, url, receiver));
+    }
+
+    fn listen(&self) {
+        let Some(window) = web_sys::window() else {
+            return;
+        };
+        let document = window.document();
+        let mut listeners = Vec::new();
+        for (name, input) in [("online", Input::Online), ("offline", Input::Offline)] {
+            let driver = self.this.clone();
+            listeners.push(EventListener::new(&window, name, move |_| {
+                feed(&driver, input.clone())
+            }));
+        }
+        if let Some(document) = document.clone() {
+            let driver = self.this.clone();
+            let watched = document.clone();
+            listeners.push(EventListener::new(
+                &document,
+                "visibilitychange",
+                move |_| {
+                    let input = if watched.hidden() {
+                        Input::Hidden
+                    } else {
+                        Input::Visible
+                    };
+                    feed(&driver, input);
+                },
+            ));
+        }
+        {
+            // Another tab changed the tracked set: follow it.
+            let driver = self.this.clone();
+            let key = storage::key(self.config.namespace());
+            listeners.push(EventListener::new(&window, "storage", move |event| {
+                let Some(event) = event.dyn_ref::<web_sys::StorageEvent>() else {
+                    return;
+                };
+                if event.key().as_deref() != Some(key.as_str()) {
+                    return;
+                }
+                let operations = match event.new_value() {
+                    None => Vec::new(),
+                    Some(raw) => match storage::parse(&raw) {
+                        Ok(operations) => operations,
+                        Err(_) => return,
+                    },
+                };
+                feed(&driver, Input::Restore(operations));
+            }));
+        }
+        let ui = self.ui;
+        let ticker = Interval::new(1_000, move || {
+            ui.now.try_set(now());
+        });
+        if !window.navigator().on_line() {
+            self.input(Input::Offline);
+        }
+        let mut state = self.state.borrow_mut();
+        state.listeners = listeners;
+        state.ticker = Some(ticker);
+    }
+
+    /// `POST` a new operation and track it. `Err` is a sentence for the form.
+    pub async fn start_operation(&self, kind: &str, params: Value) -> Result<OperationId, String> {
+        let url = self.config.url(&self.config.urls.start, "", 0, 0);
+        let body = StartRequest {
+            kind: kind.to_owned(),
+            params: params.clone(),
+        };
+        let request = self
+            .authorized(Request::post(&url))
+            .json(&body)
+            .map_err(|_| "The form could not be encoded.".to_owned())?;
+        let operation: Operation = fetch_json_request(request).await.map_err(|e| match e {
+            HttpError::Unreachable => {
+                "Couldn't reach the server — check your connection and try again.".to_owned()
+            }
+            other => format!("The server refused to start it: {other}"),
+        })?;
+        let id = operation.id.clone();
+        self.input(Input::Track {
+            operation: TrackedOperation {
+                id: operation.id,
+                kind: operation.kind,
+                params: operation.params,
+                created_at: Some(operation.created_at),
+                status: None,
+            },
+            epoch: Some(operation.epoch),
+        });
+        Ok(id)
+    }
+}
+
+/// Feeds an input to a driver that may have been unmounted meanwhile.
+fn feed(driver: &Weak<Driver>, input: Input) {
+    if let Some(driver) = driver.upgrade() {
+        driver.input(input);
+    }
+}
+
+/// One WebSocket's life: open, report, pump frames both ways, report close.
+async fn run_socket(
+    driver: Weak<Driver>,
+    id: SocketId,
+    url: String,
+    mut outgoing: mpsc::UnboundedReceiver<String>,
+) {
+    let Ok(mut socket) = WebSocket::open(&url) else {
+        feed(&driver, Input::SocketClosed(id));
+        return;
+    };
+    // Ready means open, or failed to open.
+    let _ = poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
+    if !matches!(socket.state(), SocketState::Open) {
+        feed(&driver, Input::SocketClosed(id));
+        return;
+    }
+    feed(&driver, Input::SocketOpened(id));
+    enum Next {
+        Frame(Option<Result<Message, gloo_net::websocket::WebSocketError>>),
+        Send(Option<String>),
+    }
+    loop {
+        let next = match select(socket.next(), outgoing.next()).await {
+            Either::Left((frame, _)) => Next::Frame(frame),
+            Either::Right((text, _)) => Next::Send(text),
+        };
+        match next {
+            Next::Frame(Some(Ok(Message::Text(text)))) => {
+                feed(&driver, Input::FrameReceived(id, text))
+            }
+            // Binary frames are not part of the protocol: let the session
+            // count them as malformed.
+            Next::Frame(Some(Ok(Message::Bytes(_)))) => {
+                feed(&driver, Input::FrameReceived(id, String::new()))
+            }
+            Next::Frame(_) => break,
+            Next::Send(Some(text)) => {
+                if socket.send(Message::Text(text)).await.is_err() {
+                    break;
+                }
+            }
+            // The session closed it (or the widget was unmounted).
+            Next::Send(None) => break,
+        }
+    }
+    drop(socket);
+    feed(&driver, Input::SocketClosed(id));
+}
+
+async fn fetch_json<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, HttpError> {
+    let response = builder.send().await.map_err(|_| HttpError::Unreachable)?;
+    read_json(response).await
+}
+
+async fn fetch_json_request<T: DeserializeOwned>(
+    request: gloo_net::http::Request,
+) -> Result<T, HttpError> {
+    let response = request.send().await.map_err(|_| HttpError::Unreachable)?;
+    read_json(response).await
+}
+
+async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, HttpError> {
+    let status = response.status();
+    if status == 404 {
+        return Err(HttpError::NotFound);
+    }
+    if !response.ok() {
+        let message = match response.json::<ApiError>().await {
+            Ok(error) => error.message,
+            Err(_) => format!("the server answered {status}"),
+        };
+        return Err(HttpError::Refused { status, message });
+    }
+    response.json::<T>().await.map_err(|_| HttpError::BadBody)
+}

@@ -1,0 +1,210 @@
+//! The snapshot the components render: plain data derived from the
+//! session after every input. Components never see the session itself.
+
+use optrail_core::{
+    ConnectionState, Event, OperationId, OperationView, Problem, Recovery, Session, Status,
+};
+use serde_json::Value;
+
+/// One event as a row of the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Stable key for the DOM (the event id).
+    pub key: String,
+    pub seq: Option<u64>,
+    pub kind: String,
+    pub message: String,
+    /// ms since the epoch.
+    pub at: i64,
+    pub reason: Option<String>,
+}
+
+impl From<&Event> for EventRow {
+    fn from(event: &Event) -> Self {
+        Self {
+            key: event.id.0.clone(),
+            seq: event.seq.map(|s| s.0),
+            kind: event.kind.0.clone(),
+            message: event.message.clone(),
+            at: event.happened_at.0,
+            reason: event
+                .details
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
+    }
+}
+
+/// One tracked operation, ready to render.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRow {
+    pub id: OperationId,
+    pub kind: String,
+    pub params: Value,
+    pub status: Status,
+    pub progress: Option<f64>,
+    pub events: Vec<EventRow>,
+    pub recovery: Recovery,
+    pub problem: Option<Problem>,
+    pub finished: bool,
+    pub cancel_requested: bool,
+    pub duplicates_dropped: u64,
+    /// When it was created (start response), else its first event, in ms.
+    pub started_at: Option<i64>,
+}
+
+impl OperationRow {
+    fn from_view(view: OperationView<'_>) -> Self {
+        let events: Vec<EventRow> = view.log.iter().map(EventRow::from).collect();
+        let started_at = view
+            .tracked
+            .created_at
+            .map(|t| t.0)
+            .or_else(|| events.first().map(|e| e.at));
+        Self {
+            id: view.tracked.id.clone(),
+            kind: view.tracked.kind.clone(),
+            params: view.tracked.params.clone(),
+            status: view.status,
+            progress: view.progress,
+            events,
+            recovery: view.recovery,
+            problem: view.problem.cloned(),
+            finished: view.finished,
+            cancel_requested: view.cancel_requested,
+            duplicates_dropped: view.log.duplicates(),
+            started_at,
+        }
+    }
+
+    /// When it ended (its terminal event), in ms.
+    pub fn ended_at(&self) -> Option<i64> {
+        self.status
+            .is_terminal()
+            .then(|| self.events.last().map(|e| e.at))
+            .flatten()
+    }
+
+    /// Why it failed: the terminal event's `details.reason`, else its message.
+    pub fn failure_reason(&self) -> Option<String> {
+        let last = self.events.last()?;
+        Some(last.reason.clone().unwrap_or_else(|| last.message.clone()))
+    }
+
+    /// A label for lists: the kind and what the operation is about.
+    pub fn title(&self) -> String {
+        let kind = match self.kind.as_str() {
+            "payment" => "Payment",
+            "vm" => "Virtual machine",
+            "" => "Operation",
+            other => other,
+        };
+        let subject = ["description", "name"]
+            .iter()
+            .find_map(|field| self.params.get(field).and_then(Value::as_str))
+            .filter(|s| !s.is_empty());
+        match subject {
+            Some(subject) => format!("{kind} · {subject}"),
+            None => kind.to_owned(),
+        }
+    }
+}
+
+/// Everything the UI shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub operations: Vec<OperationRow>,
+    pub connection: ConnectionState,
+    pub malformed_frames: u64,
+    pub server_error: Option<String>,
+}
+
+impl Snapshot {
+    pub fn of(session: &Session) -> Self {
+        Self {
+            operations: session.operations().map(OperationRow::from_view).collect(),
+            connection: session.connection(),
+            malformed_frames: session.notices().malformed_frames,
+            server_error: session.notices().server_error.clone(),
+        }
+    }
+}
+
+/// "12 s ago", "3 min ago", "2 h ago".
+pub fn ago(now: i64, at: i64) -> String {
+    let s = ((now - at).max(0) / 1000) as u64;
+    match s {
+        0..=4 => "just now".into(),
+        5..=59 => format!("{s} s ago"),
+        60..=3599 => format!("{} min ago", s / 60),
+        3600..=86_399 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// "4.2 s", "1 min 05 s", "2 h 03 min".
+pub fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 60_000 {
+        return format!("{:.1} s", ms as f64 / 1000.0);
+    }
+    let s = ms / 1000;
+    if s < 3600 {
+        return format!("{} min {:02} s", s / 60, s % 60);
+    }
+    format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+}
+
+/// The recovery outcome in words.
+pub fn recovery_text(recovery: Recovery) -> String {
+    let events = |n: usize| if n == 1 { "event" } else { "events" };
+    match recovery {
+        Recovery::CatchingUp => "Catching up with the server…".into(),
+        Recovery::Complete { total } => format!("All {total} {}, none missed", events(total)),
+        Recovery::Replayed { missed, total } => format!(
+            "Replayed {missed} missed {} · all {total} here",
+            events(missed as usize)
+        ),
+        Recovery::Refetched { total } => {
+            format!(
+                "The server rebuilt this stream; fetched all {total} {} again",
+                events(total)
+            )
+        }
+    }
+}
+
+/// A problem in words a person can act on.
+pub fn problem_text(problem: &Problem, now: i64) -> String {
+    match problem {
+        Problem::NotFound => {
+            "The server has no record of this operation. It may have been removed; you can forget it."
+                .into()
+        }
+        Problem::Server(message) => message.clone(),
+        Problem::HistoryUnavailable { reason, retry_at } => format!(
+            "Couldn't load the history ({reason}) — retrying in {} s",
+            ((retry_at.0 - now).max(0) + 999) / 1000
+        ),
+        Problem::CancelFailed(message) => format!("Couldn't cancel: {message}"),
+    }
+}
+
+/// The connection in words.
+pub fn connection_text(connection: ConnectionState, now: i64) -> String {
+    match connection {
+        ConnectionState::Idle => "Up to date".into(),
+        ConnectionState::Connecting => "Connecting…".into(),
+        ConnectionState::Live => "Live".into(),
+        ConnectionState::Reconnecting { at } => {
+            let s = ((at.0 - now).max(0) + 999) / 1000;
+            if s == 0 {
+                "Reconnecting…".into()
+            } else {
+                format!("Lost connection — retrying in {s} s")
+            }
+        }
+        ConnectionState::Offline => "Offline — waiting for the network".into(),
+    }
+}
