@@ -170,8 +170,10 @@ impl EventLog {
         {
             self.progress = Some((key.clone(), pct));
         }
+        // The first terminal event *in order* counts, whichever arrived
+        // first, so the status never depends on which path won a race.
         if let Some(status) = self.interpretation.terminal_status(&event.kind)
-            && self.terminal.is_none()
+            && self.terminal.as_ref().is_none_or(|(k, _)| key < k)
         {
             self.terminal = Some((key.clone(), status));
         }
@@ -362,6 +364,17 @@ mod tests {
         log.insert(event(2, "ProgressUpdated"));
         assert!(log.is_complete());
         assert_eq!(log.progress(), Some(100.0));
+    }
+
+    #[test]
+    fn first_terminal_in_order_wins_whatever_arrives_first() {
+        let mut log = log();
+        log.insert(event(3, "PaymentFailed"));
+        log.insert(event(1, "ProcessingStarted"));
+        log.insert(event(2, "PaymentSucceeded"));
+        assert_eq!(log.status(), Status::Succeeded);
+        assert_eq!(log.terminal_seq(), Some(Seq(2)));
+        assert!(log.is_complete());
     }
 
     #[test]
