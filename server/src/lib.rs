@@ -1,1 +1,176 @@
+//! # optrail-server
+//!
+//! The reference server of PROTOCOL.md: simulated long-running operations
+//! whose events are stored in SQLite with gap-free per-operation seqs and
+//! pushed, after their commit and in seq order, over one multiplexed
+//! WebSocket per client.
+//!
+//! Tests and the binary start it the same way:
+//! ```no_run
+//! # async fn demo() -> Result<(), optrail_server::error::Error> {
+//! let mut config = optrail_server::Config::new("/tmp/optrail-demo.db");
+//! config.listen = "127.0.0.1:0".parse().unwrap();
+//! let server = optrail_server::serve(config).await?;
+//! println!("listening on {}", server.url());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+pub mod bus;
+pub mod config;
+pub mod error;
+pub mod live;
+pub mod routes;
+pub mod runner;
+pub mod simulation;
+pub mod store;
+pub mod throttle;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, Limits};
+pub use error::Error;
+pub use routes::router;
+
+use bus::Bus;
+use runner::Runner;
+use store::Store;
+use throttle::StartThrottle;
+
+/// What every handler and connection shares; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub bus: Arc<Bus>,
+    pub runner: Arc<Runner>,
+    pub throttle: Arc<StartThrottle>,
+    /// Turns `true` when the server stops: live connections close.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The application without a socket: storage opened, unfinished runs
+/// resumed. [`serve`] wraps it in a listener; a test may also drive
+/// [`App::router`] itself.
+#[derive(Debug)]
+pub struct App {
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+}
+
+impl App {
+    /// Opens the database (creating it), migrates it and resumes every
+    /// operation that was running when the last server stopped.
+    pub async fn open(config: Config) -> Result<App, Error> {
+        let store = Store::open(&config.database).await?;
+        let bus = Arc::new(Bus::new());
+        let runner = Runner::new(store.clone(), bus.clone());
+        let resumed = runner.resume().await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resumed unfinished operations");
+        }
+        let (shutdown, stopping) = watch::channel(false);
+        let throttle = Arc::new(StartThrottle::new(config.limits.starts_per_minute));
+        Ok(App {
+            state: AppState {
+                config: Arc::new(config),
+                store,
+                bus,
+                runner,
+                throttle,
+                shutdown: stopping,
+            },
+            shutdown,
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> axum::Router {
+        router(self.state.clone())
+    }
+
+    /// Closes live connections, stops every run between two steps and
+    /// closes the database. Unfinished operations resume on the next open.
+    pub async fn close(self) {
+        let _ = self.shutdown.send(true);
+        self.state.runner.stop().await;
+        self.state.store.close().await;
+    }
+}
+
+/// A server listening on a socket; see [`serve`].
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    app: App,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// How long a stopping server waits for in-flight HTTP requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the app and serves it on `config.listen` (port 0 picks a free
+/// port: ask [`Server::local_addr`]).
+pub async fn serve(config: Config) -> Result<Server, Error> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::Internal(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("no local address: {e}")))?;
+    let app = App::open(config).await?;
+    let mut stopping = app.state.shutdown.clone();
+    let service = app
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+    Ok(Server { addr, app, task })
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        self.app.state()
+    }
+
+    /// Stops accepting, closes live connections, lets in-flight requests
+    /// finish (up to 10 s), stops the runs between two steps and closes the
+    /// database.
+    pub async fn shutdown(self) {
+        let _ = self.app.shutdown.send(true);
+        let mut task = self.task;
+        match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "the listener failed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the server task failed"),
+            Err(_) => {
+                tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+                task.abort();
+            }
+        }
+        self.app.close().await;
+    }
+}

@@ -1,0 +1,188 @@
+//! Every way a request or a frame can fail, each with the stable `code` and
+//! HTTP status of PROTOCOL.md's table. Handlers return `Result<_, Error>`;
+//! the body is always `{code, message}`, never axum's plain-text rejections.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use optrail_core::{ApiError, OperationId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("unknown operation kind {0:?}: use \"payment\" or \"vm\"")]
+    UnknownKind(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0:?} is not an operation id: ids are 32 lowercase hex digits")]
+    InvalidOperationId(String),
+    #[error("no operation {0}")]
+    OperationNotFound(OperationId),
+    #[error("operation {0} has already finished")]
+    OperationFinished(OperationId),
+    #[error("the request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("the request body must be JSON, sent with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error(
+        "too many operations started: at most {per_minute} a minute; retry in {retry_after_secs} s"
+    )]
+    RateLimited {
+        per_minute: u32,
+        retry_after_secs: u64,
+    },
+    #[error("WebSocket connections from origin {0:?} are not allowed")]
+    OriginForbidden(String),
+    #[error("frame of {size} bytes is larger than the {limit} bytes allowed")]
+    FrameTooLarge { size: usize, limit: usize },
+    #[error("at most {0} subscriptions per connection")]
+    TooManySubscriptions(usize),
+    #[error("no such resource: {0}")]
+    NotFound(String),
+    #[error("{0} is not allowed: see PROTOCOL.md for the methods of each path")]
+    MethodNotAllowed(String),
+    #[error("GET /ws must be a WebSocket upgrade request")]
+    UpgradeRequired,
+    #[error("storage failure: {0}")]
+    Storage(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable, machine-readable code of PROTOCOL.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidJson(_) => "invalid_json",
+            Error::InvalidParams(_) => "invalid_params",
+            Error::UnknownKind(_) => "unknown_kind",
+            Error::InvalidQuery(_) => "invalid_query",
+            Error::InvalidOperationId(_) => "invalid_operation_id",
+            Error::OperationNotFound(_) => "operation_not_found",
+            Error::OperationFinished(_) => "operation_finished",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::OriginForbidden(_) => "origin_forbidden",
+            Error::FrameTooLarge { .. } => "frame_too_large",
+            Error::TooManySubscriptions(_) => "too_many_subscriptions",
+            Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::UpgradeRequired => "upgrade_required",
+            Error::Storage(_) | Error::Migration(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status; frame-only errors (`frame_too_large`,
+    /// `too_many_subscriptions`) never travel over HTTP and map to 400.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidJson(_)
+            | Error::InvalidParams(_)
+            | Error::UnknownKind(_)
+            | Error::InvalidQuery(_)
+            | Error::InvalidOperationId(_)
+            | Error::FrameTooLarge { .. }
+            | Error::TooManySubscriptions(_) => StatusCode::BAD_REQUEST,
+            Error::OriginForbidden(_) => StatusCode::FORBIDDEN,
+            Error::OperationNotFound(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::OperationFinished(_) => StatusCode::CONFLICT,
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Storage(_) | Error::Migration(_) | Error::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    pub fn to_api(&self) -> ApiError {
+        ApiError {
+            code: self.code().to_owned(),
+            message: self.to_string(),
+        }
+    }
+
+    /// The error a response with this status carries when something below
+    /// the handlers (routing, a tower layer) produced it without a JSON body.
+    pub fn for_status(status: StatusCode, method: &Method, path: &str, body_limit: usize) -> Error {
+        match status {
+            StatusCode::NOT_FOUND => Error::NotFound(format!("{method} {path}")),
+            StatusCode::METHOD_NOT_ALLOWED => Error::MethodNotAllowed(format!("{method} {path}")),
+            StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge { limit: body_limit },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::UnsupportedMediaType,
+            s if s.is_client_error() => Error::InvalidJson(format!(
+                "{method} {path} was refused ({})",
+                s.canonical_reason().unwrap_or("client error")
+            )),
+            s => Error::Internal(format!(
+                "{method} {path} failed ({})",
+                s.canonical_reason().unwrap_or("server error")
+            )),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = (status, Json(self.to_api())).into_response();
+        if let Error::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+impl Error {
+    /// Maps axum's `Json` rejection; `body_limit` is only for the message.
+    pub fn from_json(rejection: JsonRejection, body_limit: usize) -> Self {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+            JsonRejection::JsonSyntaxError(e) => {
+                Error::InvalidJson(format!("the body is not valid JSON: {}", e.body_text()))
+            }
+            JsonRejection::JsonDataError(e) => Error::InvalidJson(format!(
+                "the body is not the JSON expected: {}",
+                e.body_text()
+            )),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Error::BodyTooLarge { limit: body_limit }
+            }
+            other => {
+                Error::InvalidJson(format!("the body could not be read: {}", other.body_text()))
+            }
+        }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::InvalidQuery(format!(
+            "the query string is malformed: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Error::InvalidOperationId(rejection.body_text())
+    }
+}

@@ -1,0 +1,289 @@
+//! One WebSocket connection of the live channel: many subscriptions over
+//! one socket.
+//!
+//! A single task reads frames, drains the connection's push queue and
+//! pings, one thing at a time. That is what orders `subscribed` before the
+//! pushes: while a `subscribe` registers with the bus and reads the head,
+//! pushes that race it wait in the queue and go out after the answer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use optrail_core::{ClientFrame, OperationId, Seq, ServerFrame};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::AppState;
+use crate::bus::{Overflow, Published, Subscriber};
+use crate::error::Error;
+use crate::routes::parse_operation_id;
+
+/// Serves one upgraded socket until it closes, the client falls silent,
+/// its queue overflows or the server shuts down.
+pub async fn serve(socket: WebSocket, app: AppState) {
+    let inbox = app.bus.connect(app.config.limits.connection_queue);
+    let mut connection = Connection {
+        app,
+        socket,
+        subscriber: inbox.subscriber,
+        subscriptions: HashMap::new(),
+    };
+    connection.run(inbox.queue, inbox.overflow).await;
+}
+
+struct Connection {
+    app: AppState,
+    socket: WebSocket,
+    subscriber: Subscriber,
+    /// Subscribed operations, each with the head reported in `subscribed`:
+    /// pushes up to it are skipped, the client's history fetch covers them.
+    subscriptions: HashMap<OperationId, Seq>,
+}
+
+/// What to do after handling one input.
+enum Flow {
+    Continue,
+    /// The socket is gone: just stop.
+    Stop,
+    /// Say why, then stop.
+    Close(u16, &'static str),
+}
+
+/// One input of the loop.
+enum Input {
+    Frame(Message),
+    SocketGone,
+    Push(Arc<Published>),
+    PingDue,
+    Silent,
+    Overflowed,
+    ShuttingDown,
+}
+
+impl Connection {
+    async fn run(&mut self, mut queue: mpsc::Receiver<Arc<Published>>, overflow: Arc<Overflow>) {
+        let interval = self.app.config.ping_interval.max(Duration::from_millis(1));
+        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let silence = tokio::time::sleep(2 * interval);
+        tokio::pin!(silence);
+        let mut shutdown = self.app.shutdown.clone();
+        loop {
+            let input = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stopping| *stopping) => Input::ShuttingDown,
+                () = overflow.wait() => Input::Overflowed,
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(message)) => Input::Frame(message),
+                    Some(Err(_)) | None => Input::SocketGone,
+                },
+                Some(push) = queue.recv() => Input::Push(push),
+                _ = ping.tick() => Input::PingDue,
+                () = &mut silence => Input::Silent,
+            };
+            let flow = match input {
+                Input::Frame(message) => {
+                    silence.as_mut().reset(Instant::now() + 2 * interval);
+                    self.received(message).await
+                }
+                Input::SocketGone => Flow::Stop,
+                Input::Push(published) => self.push(&published).await,
+                Input::PingDue => self.send(&ServerFrame::Ping).await,
+                Input::Silent => Flow::Close(close_code::AWAY, "no frame for two ping intervals"),
+                Input::Overflowed => Flow::Close(
+                    close_code::AGAIN,
+                    "too far behind the events: reconnect and resubscribe",
+                ),
+                Input::ShuttingDown => Flow::Close(close_code::RESTART, "the server is stopping"),
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Stop => break,
+                Flow::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: Utf8Bytes::from_static(reason),
+                    };
+                    let _ = self.socket.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn received(&mut self, message: Message) -> Flow {
+        match message {
+            Message::Text(text) => self.text(text.as_str()).await,
+            Message::Binary(_) => {
+                let error = Error::InvalidJson("frames must be JSON text, not binary".into());
+                self.refuse(None, &error).await
+            }
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(_) => Flow::Stop,
+        }
+    }
+
+    async fn text(&mut self, text: &str) -> Flow {
+        let limit = self.app.config.limits.frame_bytes;
+        if text.len() > limit {
+            let error = Error::FrameTooLarge {
+                size: text.len(),
+                limit,
+            };
+            return match self.refuse(None, &error).await {
+                Flow::Continue => Flow::Close(close_code::SIZE, "frame too large"),
+                other => other,
+            };
+        }
+        let value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => {
+                let error = Error::InvalidJson(format!("the frame is not JSON: {e}"));
+                return self.refuse(None, &error).await;
+            }
+        };
+        let operation = value
+            .get("operationId")
+            .and_then(Value::as_str)
+            .map(OperationId::from);
+        match value.get("type").and_then(Value::as_str) {
+            Some("subscribe" | "unsubscribe" | "ping" | "pong") => {
+                match serde_json::from_value::<ClientFrame>(value) {
+                    Ok(frame) => self.frame(frame).await,
+                    Err(e) => {
+                        let error = Error::InvalidJson(format!("the frame is malformed: {e}"));
+                        self.refuse(operation, &error).await
+                    }
+                }
+            }
+            // Unknown frame types are ignored, so clients may grow.
+            Some(_) => Flow::Continue,
+            None => {
+                let error =
+                    Error::InvalidJson("a frame is a JSON object with a string \"type\"".into());
+                self.refuse(operation, &error).await
+            }
+        }
+    }
+
+    async fn frame(&mut self, frame: ClientFrame) -> Flow {
+        match frame {
+            ClientFrame::Subscribe { operation_id, .. } => self.subscribe(operation_id).await,
+            ClientFrame::Unsubscribe { operation_id } => {
+                self.end(&operation_id);
+                self.send(&ServerFrame::Unsubscribed { operation_id }).await
+            }
+            ClientFrame::Ping => self.send(&ServerFrame::Pong).await,
+            ClientFrame::Pong => Flow::Continue,
+        }
+    }
+
+    /// Register first, then read the head, then answer: every event
+    /// committed after the head was read is pushed, because it is published
+    /// after its commit, which is after the registration.
+    async fn subscribe(&mut self, raw: OperationId) -> Flow {
+        let id = match parse_operation_id(raw.as_str()) {
+            Ok(id) => id,
+            Err(error) => return self.refuse(Some(raw), &error).await,
+        };
+        let limit = self.app.config.limits.subscriptions_per_connection;
+        if !self.subscriptions.contains_key(&id) && self.subscriptions.len() >= limit {
+            return self
+                .refuse(Some(id), &Error::TooManySubscriptions(limit))
+                .await;
+        }
+        // Until the answer, skip nothing: no push is handled before it anyway.
+        self.subscriptions.insert(id.clone(), Seq::ZERO);
+        self.app.bus.subscribe(&id, &self.subscriber);
+        match self.app.store.head(&id).await {
+            Ok(Some(head)) => {
+                let answer = ServerFrame::Subscribed {
+                    operation_id: id.clone(),
+                    epoch: head.epoch,
+                    head: head.head,
+                };
+                if let Flow::Stop = self.send(&answer).await {
+                    return Flow::Stop;
+                }
+                if head.status.is_terminal() {
+                    // Everything is in the history already.
+                    self.end(&id);
+                    self.send(&ServerFrame::Unsubscribed { operation_id: id })
+                        .await
+                } else {
+                    self.subscriptions.insert(id, head.head);
+                    Flow::Continue
+                }
+            }
+            Ok(None) => {
+                self.end(&id);
+                let error = Error::OperationNotFound(id.clone());
+                self.refuse(Some(id), &error).await
+            }
+            Err(error) => {
+                self.end(&id);
+                self.refuse(Some(id), &error).await
+            }
+        }
+    }
+
+    async fn push(&mut self, published: &Published) -> Flow {
+        let id = &published.operation_id;
+        match self.subscriptions.get(id) {
+            Some(&reported) if published.seq > reported => {}
+            _ => return Flow::Continue,
+        }
+        if let Flow::Stop = self.send_text(published.frame.clone()).await {
+            return Flow::Stop;
+        }
+        if published.terminal {
+            self.end(id);
+            self.send(&ServerFrame::Unsubscribed {
+                operation_id: id.clone(),
+            })
+            .await
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn end(&mut self, id: &OperationId) {
+        self.subscriptions.remove(id);
+        self.app.bus.unsubscribe(id, self.subscriber.connection);
+    }
+
+    /// An `error` frame; the socket stays up.
+    async fn refuse(&mut self, operation_id: Option<OperationId>, error: &Error) -> Flow {
+        if let Error::Storage(_) | Error::Internal(_) = error {
+            tracing::error!(error = %error, "a frame failed");
+        }
+        self.send(&ServerFrame::Error {
+            operation_id,
+            code: error.code().to_owned(),
+            message: error.to_string(),
+        })
+        .await
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Flow {
+        self.send_text(Utf8Bytes::from(frame.to_json())).await
+    }
+
+    async fn send_text(&mut self, text: Utf8Bytes) -> Flow {
+        match self.socket.send(Message::Text(text)).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for id in self.subscriptions.keys() {
+            self.app.bus.unsubscribe(id, self.subscriber.connection);
+        }
+    }
+}

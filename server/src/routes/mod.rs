@@ -1,0 +1,154 @@
+//! The HTTP surface of PROTOCOL.md. Handlers are thin: parse the request,
+//! call the store, runner or bus, map the result.
+
+pub mod events;
+pub mod operations;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use optrail_core::OperationId;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::Error;
+
+/// The whole application: API, live channel and (optionally) the widget's
+/// static files, with the body limit and JSON errors everywhere.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.limits.body_bytes;
+    let api = Router::new()
+        .route("/operations", get(operations::list).post(operations::start))
+        .route(
+            "/operations/{id}",
+            get(operations::show).delete(operations::cancel),
+        )
+        .route("/operations/{id}/events", get(events::page))
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(healthz));
+    let app = match &state.config.static_dir {
+        // A single-page app: unknown paths get index.html.
+        Some(dir) => api
+            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => api.fallback(not_found),
+    };
+    app.layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(middleware::from_fn_with_state(body_limit, json_errors))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("{method} {}", uri.path()))
+}
+
+/// Turns the plain-text error responses of layers and routing (413 from the
+/// body limit, 405 from the router) into the `{code, message}` body every
+/// client expects.
+async fn json_errors(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut mapped = Error::for_status(status, &method, &path, body_limit).into_response();
+    *mapped.status_mut() = status;
+    if let Some(allow) = allow {
+        mapped.headers_mut().insert(header::ALLOW, allow);
+    }
+    mapped
+}
+
+/// An operation id as the reference server mints them: 32 lowercase hex.
+pub fn parse_operation_id(raw: &str) -> Result<OperationId, Error> {
+    if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(OperationId(raw.to_owned()))
+    } else {
+        Err(Error::InvalidOperationId(truncate(raw, 80)))
+    }
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// A query parameter that must be an integer in `min..=max` if present.
+fn query_integer(
+    query: &HashMap<String, String>,
+    name: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, Error> {
+    let Some(raw) = query.get(name) else {
+        return Ok(None);
+    };
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            Error::InvalidQuery(format!(
+                "{name} must be an integer from {min} to {max}, not {:?}",
+                truncate(raw, 40)
+            ))
+        })
+}
+
+/// A `limit` query parameter: at least 1, clamped to `max`.
+fn query_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, Error> {
+    let limit = query_integer(query, "limit", 1, u64::MAX)?;
+    Ok(limit.map_or(default, |n| n.min(u64::from(max)) as u32))
+}
+
+/// The client's address, for the start rate limit. Without connect info
+/// (a router driven without a socket) every request counts as one client.
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
+        ))
+    }
+}
+
+/// `Location` of an operation.
+fn location(id: &OperationId) -> HeaderValue {
+    HeaderValue::from_str(&format!("/operations/{id}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("/operations"))
+}
+
+/// 200 for reads, 202 for starts and cancels.
+fn accepted<T: IntoResponse>(body: T) -> Response {
+    (StatusCode::ACCEPTED, body).into_response()
+}
