@@ -905,7 +905,7 @@ impl Session {
     fn fetch_next(&mut self, id: &OperationId) {
         let page_limit = self.options.page_limit;
         let Some(op) = self.find_mut(id) else { return };
-        if op.fetch != Fetch::Idle || op.problem == Some(Problem::NotFound) {
+        if op.fetch != Fetch::Idle || op.problem == Some(Problem::NotFound) || op.finished {
             return;
         }
         let after = op.log.contiguous();
@@ -1055,6 +1055,13 @@ impl Session {
         let Some(op) = self.find_mut(id) else { return };
         op.finished = true;
         op.cancel_requested = false;
+        // A retry scheduled before the end is moot: everything is here.
+        if let Fetch::RetryAt(_) = op.fetch {
+            op.fetch = Fetch::Idle;
+        }
+        if matches!(op.problem, Some(Problem::HistoryUnavailable { .. })) {
+            op.problem = None;
+        }
         let status = effective_status(op);
         let unsubscribe = op.subscription != Subscription::None;
         op.subscription = Subscription::None;
@@ -1110,5 +1117,99 @@ fn view(op: &OperationState) -> OperationView<'_> {
         head: op.head,
         finished: op.finished,
         cancel_requested: op.cancel_requested,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Regression tests for bugs the simulation found; the scenarios in
+    //! `core/tests/` cover the rules themselves.
+
+    use super::*;
+    use crate::test_events::event;
+
+    const T0: i64 = 1_000_000;
+
+    fn drain(session: &mut Session) -> Vec<Command> {
+        std::iter::from_fn(|| session.poll_command()).collect()
+    }
+
+    fn run(session: &mut Session, input: Input, at: i64) -> Vec<Command> {
+        session.handle(input, Timestamp(at));
+        drain(session)
+    }
+
+    fn frame(socket: SocketId, frame: ServerFrame) -> Input {
+        Input::FrameReceived(socket, frame.to_json())
+    }
+
+    fn push(socket: SocketId, id: &OperationId, seq: u64, kind: &str) -> Input {
+        frame(
+            socket,
+            ServerFrame::Event {
+                operation_id: id.clone(),
+                epoch: Some(Epoch(1)),
+                event: event(seq, kind),
+            },
+        )
+    }
+
+    /// A session following `id` on socket 1, subscribed at `head`.
+    fn live(id: &OperationId, head: u64) -> (Session, SocketId) {
+        let mut session = Session::new(SessionOptions::default(), 1);
+        run(
+            &mut session,
+            Input::Track {
+                operation: TrackedOperation::by_id(id.clone()),
+                epoch: None,
+            },
+            T0,
+        );
+        let socket = SocketId(1);
+        run(&mut session, Input::SocketOpened(socket), T0);
+        let subscribed = ServerFrame::Subscribed {
+            operation_id: id.clone(),
+            epoch: Epoch(1),
+            head: Seq(head),
+        };
+        run(&mut session, frame(socket, subscribed), T0);
+        (session, socket)
+    }
+
+    #[test]
+    fn a_retry_pending_when_the_operation_finishes_fetches_nothing() {
+        let id = OperationId::from("op");
+        let (mut session, socket) = live(&id, 2);
+        // The catch-up request fails and is scheduled for a retry...
+        session.handle(
+            Input::HistoryFailed {
+                request: RequestId(1),
+                error: HistoryError::Transient("502".into()),
+            },
+            Timestamp(T0),
+        );
+        drain(&mut session);
+        // ...but the whole stream arrives live in the meantime.
+        run(
+            &mut session,
+            push(socket, &id, 1, "ProcessingStarted"),
+            T0 + 10,
+        );
+        run(
+            &mut session,
+            push(socket, &id, 2, "PaymentSucceeded"),
+            T0 + 20,
+        );
+        let view = session.operation(&id).unwrap();
+        assert!(view.finished);
+        assert_eq!(view.problem, None, "no stale 'history unavailable'");
+        let retry = Input::TimerFired(Timer::HistoryRetry(id.clone()));
+        let commands = run(&mut session, retry, T0 + 60_000);
+        assert!(
+            !commands
+                .iter()
+                .any(|c| matches!(c, Command::FetchHistory { .. })),
+            "a finished operation asks for nothing: {commands:?}"
+        );
     }
 }
