@@ -372,7 +372,11 @@ impl Session {
             } => {
                 if let Some(op) = self.find_mut(&operation_id) {
                     op.cancel_requested = false;
-                    op.problem = Some(Problem::CancelFailed(message));
+                    // "Not found" is what keeps the session from following
+                    // the operation; a failed cancel must not paper over it.
+                    if op.problem != Some(Problem::NotFound) {
+                        op.problem = Some(Problem::CancelFailed(message));
+                    }
                 }
             }
             Input::SocketOpened(id) => self.socket_opened(id, now),
@@ -542,6 +546,7 @@ impl Session {
         if let Some(op) = self.find_mut(id)
             && !op.finished
             && !op.cancel_requested
+            && op.problem != Some(Problem::NotFound)
         {
             op.cancel_requested = true;
             if matches!(op.problem, Some(Problem::CancelFailed(_))) {
@@ -1174,6 +1179,43 @@ mod tests {
         };
         run(&mut session, frame(socket, subscribed), T0);
         (session, socket)
+    }
+
+    #[test]
+    fn a_failed_cancel_of_an_unknown_operation_keeps_it_not_found() {
+        let id = OperationId::from("nope");
+        let mut session = Session::new(SessionOptions::default(), 1);
+        let track = Input::Track {
+            operation: TrackedOperation::by_id(id.clone()),
+            epoch: None,
+        };
+        run(&mut session, track, T0);
+        run(&mut session, Input::SocketOpened(SocketId(1)), T0);
+        // The cancel goes out before the server's answer comes back.
+        assert_eq!(
+            run(&mut session, Input::Cancel(id.clone()), T0),
+            [Command::Cancel(id.clone())]
+        );
+        let not_found = ServerFrame::Error {
+            operation_id: Some(id.clone()),
+            code: "operation_not_found".into(),
+            message: "No such operation.".into(),
+        };
+        let commands = run(&mut session, frame(SocketId(1), not_found), T0 + 5);
+        assert_eq!(commands, [Command::CloseSocket(SocketId(1))]);
+        let failed = Input::CancelFailed {
+            operation_id: id.clone(),
+            message: "operation_not_found".into(),
+        };
+        run(&mut session, failed, T0 + 10);
+        assert_eq!(
+            session.operation(&id).unwrap().problem,
+            Some(&Problem::NotFound)
+        );
+        assert_eq!(session.connection(), ConnectionState::Idle);
+        // Nothing to cancel any more, and nothing reopens the socket.
+        assert_eq!(run(&mut session, Input::Cancel(id.clone()), T0 + 20), []);
+        assert_eq!(run(&mut session, Input::Online, T0 + 30), []);
     }
 
     #[test]
