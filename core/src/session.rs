@@ -774,7 +774,12 @@ impl Session {
                 event,
             } => self.live_event(&operation_id, epoch, event),
             ServerFrame::Unsubscribed { operation_id } => {
-                if let Some(op) = self.find_mut(&operation_id) {
+                // While a subscribe is pending, an `unsubscribed` answers an
+                // earlier unsubscribe (forget, then track again): the server
+                // answers a subscribe with `subscribed` before anything else.
+                if let Some(op) = self.find_mut(&operation_id)
+                    && op.subscription != Subscription::Pending
+                {
                     op.subscription = Subscription::None;
                     if op.needs_live() {
                         // The server ended it early: whatever it has is in
@@ -1216,6 +1221,56 @@ mod tests {
         // Nothing to cancel any more, and nothing reopens the socket.
         assert_eq!(run(&mut session, Input::Cancel(id.clone()), T0 + 20), []);
         assert_eq!(run(&mut session, Input::Online, T0 + 30), []);
+    }
+
+    #[test]
+    fn forget_then_track_again_on_the_same_socket_keeps_following() {
+        let id = OperationId::from("op");
+        let (mut session, socket) = live(&id, 0);
+        // Another operation keeps the socket open.
+        let other = Input::Track {
+            operation: TrackedOperation::by_id(OperationId::from("other")),
+            epoch: None,
+        };
+        run(&mut session, other, T0);
+        run(&mut session, Input::Forget(id.clone()), T0 + 10);
+        let track = Input::Track {
+            operation: TrackedOperation::by_id(id.clone()),
+            epoch: None,
+        };
+        let commands = run(&mut session, track, T0 + 20);
+        assert!(commands.contains(&Command::Send(
+            socket,
+            ClientFrame::Subscribe {
+                operation_id: id.clone(),
+                after: Seq(0),
+            }
+        )));
+        // The server answers the unsubscribe, then the new subscribe.
+        let unsubscribed = ServerFrame::Unsubscribed {
+            operation_id: id.clone(),
+        };
+        run(&mut session, frame(socket, unsubscribed), T0 + 30);
+        let subscribed = ServerFrame::Subscribed {
+            operation_id: id.clone(),
+            epoch: Epoch(1),
+            head: Seq(1),
+        };
+        let commands = run(&mut session, frame(socket, subscribed), T0 + 40);
+        assert!(
+            commands
+                .iter()
+                .any(|c| matches!(c, Command::FetchHistory { after: Seq(0), .. })),
+            "catches up after the new subscription: {commands:?}"
+        );
+        run(
+            &mut session,
+            push(socket, &id, 2, "ProgressUpdated"),
+            T0 + 50,
+        );
+        let view = session.operation(&id).unwrap();
+        assert_eq!(view.log.len(), 1, "live events are taken, not dropped");
+        assert_eq!(view.recovery, Recovery::CatchingUp);
     }
 
     #[test]
