@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target, Trunk, wasm-bindgen-cli (the exact version in
-# Cargo.lock), wasm-opt (Debian's binaryen) and Chromium + ChromeDriver
-# (Debian). Idempotent: each piece is checked first and skipped when present
+# Cargo.lock), wasm-opt (npm's binaryen, into .tools/) and Chromium +
+# ChromeDriver (Debian). Idempotent: each piece is checked first and skipped when present
 # at the right version, so a second run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
-APT_PACKAGES=(chromium chromium-driver binaryen)
+# Debian's binaryen (108) cannot parse the reference-types opcodes that
+# rustc + wasm-bindgen emit today; npm's build of binaryen can.
+BINARYEN_VERSION=132
+APT_PACKAGES=(chromium chromium-driver)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31msetup: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -39,6 +42,13 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERS
   # --locked fails here: one of its locked dependencies is gone from the registry.
   cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --force
 fi
+
+if [ "$(.tools/node_modules/.bin/wasm-opt --version 2>/dev/null)" != "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)" ]; then
+  say "installing wasm-opt (binaryen $BINARYEN_VERSION) from npm into .tools/"
+  npm install --silent --no-audit --no-fund --prefix .tools "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
+fi
+wasm_opt_pin=$(sed -n 's/^wasm_opt *= *"\(.*\)"/\1/p' Trunk.toml)
+[ "$wasm_opt_pin" = "version_$BINARYEN_VERSION" ] || die "Trunk.toml pins wasm_opt $wasm_opt_pin but setup installs version_$BINARYEN_VERSION"
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
