@@ -1022,6 +1022,10 @@ impl Session {
                 }
                 self.close_socket_if_idle();
             }
+            HistoryError::Transient(_) if op.finished => {
+                // Asked before the end arrived another way: nothing to retry.
+                op.fetch = Fetch::Idle;
+            }
             HistoryError::Transient(reason) => {
                 let delay = op.fetch_backoff.next_delay_ms(&mut self.rng).max(250);
                 let at = Timestamp(now.0 + delay as i64);
@@ -1271,6 +1275,30 @@ mod tests {
         let view = session.operation(&id).unwrap();
         assert_eq!(view.log.len(), 1, "live events are taken, not dropped");
         assert_eq!(view.recovery, Recovery::CatchingUp);
+    }
+
+    #[test]
+    fn a_request_failing_after_the_operation_finished_is_not_retried() {
+        let id = OperationId::from("op");
+        let (mut session, socket) = live(&id, 1);
+        // The catch-up request (1) is in flight when the end arrives live.
+        run(
+            &mut session,
+            push(socket, &id, 1, "ProcessingStarted"),
+            T0 + 10,
+        );
+        run(
+            &mut session,
+            push(socket, &id, 2, "PaymentSucceeded"),
+            T0 + 20,
+        );
+        assert!(session.operation(&id).unwrap().finished);
+        let failed = Input::HistoryFailed {
+            request: RequestId(1),
+            error: HistoryError::Transient("502".into()),
+        };
+        assert_eq!(run(&mut session, failed, T0 + 30), []);
+        assert_eq!(session.operation(&id).unwrap().problem, None);
     }
 
     #[test]
