@@ -986,8 +986,11 @@ impl Session {
             round.missed += added;
             round.pages += 1;
         }
-        let still_live =
-            op.tracked.status.is_some_and(Status::is_terminal) && !page.status.is_terminal();
+        // A page read before the end (its status says running while the
+        // log already holds the whole stream) is merely stale.
+        let still_live = op.tracked.status.is_some_and(Status::is_terminal)
+            && !page.status.is_terminal()
+            && !op.log.is_complete();
         if still_live {
             // Persisted as terminal but the server says otherwise: follow it.
             op.tracked.status = Some(page.status);
@@ -1299,6 +1302,41 @@ mod tests {
         };
         assert_eq!(run(&mut session, failed, T0 + 30), []);
         assert_eq!(session.operation(&id).unwrap().problem, None);
+    }
+
+    #[test]
+    fn a_stale_page_arriving_after_the_end_does_not_flip_the_remembered_status() {
+        let id = OperationId::from("op");
+        let (mut session, socket) = live(&id, 1);
+        run(
+            &mut session,
+            push(socket, &id, 1, "ProcessingStarted"),
+            T0 + 10,
+        );
+        let end = run(
+            &mut session,
+            push(socket, &id, 2, "PaymentSucceeded"),
+            T0 + 20,
+        );
+        assert!(end.iter().any(|c| matches!(c, Command::Persist(_))));
+        // The catch-up page was read when the operation was still running.
+        let page = EventsPage {
+            operation_id: id.clone(),
+            kind: "payment".into(),
+            epoch: Epoch(1),
+            head: Seq(1),
+            status: Status::Running,
+            events: vec![event(1, "ProcessingStarted")],
+            has_more: false,
+        };
+        let received = Input::HistoryReceived {
+            request: RequestId(1),
+            page,
+        };
+        assert_eq!(run(&mut session, received, T0 + 30), []);
+        let view = session.operation(&id).unwrap();
+        assert_eq!(view.tracked.status, Some(Status::Succeeded));
+        assert_eq!(view.status, Status::Succeeded);
     }
 
     #[test]
