@@ -1,0 +1,285 @@
+//! A real server on a random loopback port over a real SQLite file in a
+//! temporary directory, with real HTTP and WebSocket clients.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use optrail_core::{Event, EventsPage, Operation, OperationId, Seq, ServerFrame, Status};
+use optrail_server::{Config, Server};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Long enough for anything these tests wait for on a loaded 2-core
+/// machine, short enough that a hang fails instead of blocking CI.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A test's database directory; the file outlives server restarts.
+pub struct Data {
+    pub dir: TempDir,
+}
+
+impl Data {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("optrail.db")
+    }
+
+    /// Loopback, a random port, generous start limit (tests start many).
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(self.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.limits.starts_per_minute = 100_000;
+        config
+    }
+}
+
+pub struct TestServer {
+    pub server: Server,
+    pub http: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> Self {
+        let server = optrail_server::serve(config).await.expect("server starts");
+        Self {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.server.local_addr())
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+
+    /// `POST /operations`, expecting 202.
+    pub async fn start_operation(&self, kind: &str, params: Value) -> Operation {
+        let response = self
+            .http
+            .post(self.url("/operations"))
+            .json(&json!({"kind": kind, "params": params}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    pub async fn operation(&self, id: &OperationId) -> Operation {
+        let response = self
+            .http
+            .get(self.url(&format!("/operations/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn events_page(&self, id: &OperationId, after: u64, limit: u32) -> EventsPage {
+        let response = self
+            .http
+            .get(self.url(&format!(
+                "/operations/{id}/events?after={after}&limit={limit}"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Every event up to the head at the time of the last page.
+    pub async fn all_events(&self, id: &OperationId) -> Vec<Event> {
+        let mut events: Vec<Event> = Vec::new();
+        loop {
+            let after = events.last().and_then(|e| e.seq).unwrap_or(Seq::ZERO);
+            let page = self.events_page(id, after.0, 1000).await;
+            events.extend(page.events);
+            if !page.has_more {
+                return events;
+            }
+        }
+    }
+
+    /// Polls until the operation is terminal.
+    pub async fn finished(&self, id: &OperationId) -> Operation {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let operation = self.operation(id).await;
+                if operation.status.is_terminal() {
+                    return operation;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the operation finishes")
+    }
+
+    /// Polls until the operation's head reaches `seq`.
+    pub async fn reached(&self, id: &OperationId, seq: u64) -> Operation {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let operation = self.operation(id).await;
+                if operation.head.0 >= seq {
+                    return operation;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the operation progresses")
+    }
+
+    pub async fn ws(&self) -> Ws {
+        Ws::connect(&self.ws_url(), None).await
+    }
+}
+
+pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client speaking the live channel's JSON frames.
+pub struct Ws {
+    pub stream: Stream,
+}
+
+impl Ws {
+    pub async fn connect(url: &str, origin: Option<&str>) -> Self {
+        Self::try_connect(url, origin)
+            .await
+            .expect("the WebSocket opens")
+    }
+
+    pub async fn try_connect(
+        url: &str,
+        origin: Option<&str>,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::text(text.to_owned()))
+            .await
+            .expect("the frame is sent");
+    }
+
+    pub async fn subscribe(&mut self, id: &OperationId, after: u64) {
+        self.send(json!({"type": "subscribe", "operationId": id, "after": after}))
+            .await;
+    }
+
+    /// The next text frame, parsed; `None` when the socket closed.
+    pub async fn next(&mut self) -> Option<ServerFrame> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("a frame within the patience");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(ServerFrame::parse(text.as_str()).expect("a valid frame"));
+                }
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next frame that is not a ping (answering pings as a client must).
+    pub async fn next_frame(&mut self) -> ServerFrame {
+        loop {
+            match self.next().await.expect("the socket stays open") {
+                ServerFrame::Ping => self.send(json!({"type": "pong"})).await,
+                frame => return frame,
+            }
+        }
+    }
+
+    /// The close frame's code, after skipping other frames.
+    pub async fn closed(&mut self) -> Option<u16> {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("the socket closes within the patience");
+            match message {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Err(_)) | None => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+}
+
+/// The event types and percentages of a log, for comparing runs.
+pub fn shape(events: &[Event]) -> Vec<(String, Option<f64>)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.kind.as_str().to_owned(),
+                e.details.get("percentage").and_then(Value::as_f64),
+            )
+        })
+        .collect()
+}
+
+/// Asserts the seqs are exactly 1..=n and the ids unique.
+pub fn assert_gap_free(events: &[Event]) {
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, Some(Seq(i as u64 + 1)), "seq of event {i}");
+    }
+    let mut ids: Vec<_> = events.iter().map(|e| e.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), events.len(), "event ids are unique");
+}
+
+/// What a successful payment with `steps` progress updates emits.
+pub fn successful_payment(steps: u64) -> Vec<(String, Option<f64>)> {
+    let mut shape = vec![
+        ("ProcessingStarted".to_owned(), None),
+        ("FraudCheckStarted".to_owned(), None),
+        ("FraudCheckPassed".to_owned(), None),
+    ];
+    for i in 1..=steps {
+        let percentage = (i as f64 * 100.0 / steps as f64).round();
+        shape.push(("ProgressUpdated".to_owned(), Some(percentage)));
+    }
+    shape.push(("PaymentSucceeded".to_owned(), Some(100.0)));
+    shape
+}
+
+pub fn is_terminal(status: Status) -> bool {
+    status.is_terminal()
+}
