@@ -670,7 +670,7 @@ impl Session {
         if let Socket::Open {
             id, last_frame_at, ..
         } = self.socket
-            && now.0 - last_frame_at.0 > self.watchdog_limit()
+            && now.0 - last_frame_at.0 >= self.watchdog_limit()
         {
             self.commands.push_back(Command::CloseSocket(id));
             self.lost_socket(now);
@@ -1337,6 +1337,24 @@ mod tests {
         let view = session.operation(&id).unwrap();
         assert_eq!(view.tracked.status, Some(Status::Succeeded));
         assert_eq!(view.status, Status::Succeeded);
+    }
+
+    #[test]
+    fn a_watchdog_timer_firing_exactly_on_time_declares_the_silent_socket_dead() {
+        let id = OperationId::from("op");
+        let (mut session, socket) = live(&id, 0);
+        let limit = 2 * SessionOptions::default().server_ping_interval_ms as i64;
+        // A timer may fire exactly at its instant. Re-arming the watchdog
+        // for that same instant would spin forever.
+        let commands = run(&mut session, Input::TimerFired(Timer::Watchdog), T0 + limit);
+        assert_eq!(commands[0], Command::CloseSocket(socket));
+        assert!(matches!(
+            commands[1],
+            Command::SetTimer {
+                timer: Timer::Reconnect,
+                ..
+            }
+        ));
     }
 
     #[test]
