@@ -1,0 +1,370 @@
+//! The widget in headless Chromium: the real components, driven through
+//! the real session with recorded I/O — events in, DOM out.
+#![cfg(target_arch = "wasm32")]
+
+use optrail::{Config, IoMode, Widget, mount};
+use optrail_core::{
+    Command, Epoch, Event, EventId, EventType, EventsPage, Input, OperationId, RequestId, Seq,
+    SocketId, Status, Timestamp, TrackedOperation,
+};
+use serde_json::{Map, json};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{Element, HtmlElement};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const OP: &str = "0123456789abcdef0123456789abcdef";
+
+fn document() -> web_sys::Document {
+    web_sys::window().unwrap().document().unwrap()
+}
+
+/// A fresh host element and a widget with its own storage namespace.
+fn widget_in(namespace: &str) -> (Widget, HtmlElement) {
+    let host: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&host).unwrap();
+    let config = Config {
+        io: IoMode::Recorded,
+        namespace: namespace.to_owned(),
+        seed: 7,
+        ..Config::default()
+    };
+    (mount(host.clone(), config), host)
+}
+
+/// Lets Leptos run its scheduled effects.
+async fn settle() {
+    gloo_timers::future::TimeoutFuture::new(30).await;
+}
+
+fn event(seq: u64, kind: &str, message: &str) -> Event {
+    let mut details = Map::new();
+    if kind == "ProgressUpdated" {
+        details.insert("percentage".into(), json!(seq * 10));
+    }
+    if kind == "PaymentFailed" {
+        details.insert("reason".into(), json!("Card declined"));
+    }
+    Event {
+        id: EventId(format!("ev-{seq}")),
+        seq: Some(Seq(seq)),
+        kind: EventType::from(kind),
+        message: message.to_owned(),
+        happened_at: Timestamp(1_790_000_000_000 + seq as i64 * 1000),
+        details,
+    }
+}
+
+fn frame(value: serde_json::Value) -> String {
+    value.to_string()
+}
+
+/// Tracks OP, opens the socket and answers the subscribe and the first
+/// history request with `history`; returns the socket id.
+async fn follow(widget: &Widget, host: &HtmlElement, history: Vec<Event>, head: u64) -> SocketId {
+    let driver = widget.driver();
+    driver.input(Input::Track {
+        operation: TrackedOperation {
+            kind: "payment".into(),
+            params: json!({"description": "Order #7"}),
+            ..TrackedOperation::by_id(OperationId(OP.into()))
+        },
+        epoch: Some(Epoch(1)),
+    });
+    let socket = driver
+        .take_recorded()
+        .into_iter()
+        .find_map(|c| match c {
+            Command::OpenSocket(id) => Some(id),
+            _ => None,
+        })
+        .expect("the session opens a socket for a tracked operation");
+    driver.input(Input::SocketOpened(socket));
+    let subscribed = driver.take_recorded();
+    assert!(
+        subscribed
+            .iter()
+            .any(|c| matches!(c, Command::Send(_, f) if f.to_json().contains("\"subscribe\""))),
+        "subscribes before anything else: {subscribed:?}"
+    );
+    assert!(
+        !subscribed
+            .iter()
+            .any(|c| matches!(c, Command::FetchHistory { .. })),
+        "no history is fetched before `subscribed`"
+    );
+    driver.input(Input::FrameReceived(
+        socket,
+        frame(json!({"type": "subscribed", "operationId": OP, "epoch": 1, "head": head})),
+    ));
+    let request = fetch_request(widget);
+    driver.input(Input::HistoryReceived {
+        request,
+        page: EventsPage {
+            operation_id: OperationId(OP.into()),
+            kind: "payment".into(),
+            epoch: Epoch(1),
+            head: Seq(head),
+            status: Status::Running,
+            events: history,
+            has_more: false,
+        },
+    });
+    settle().await;
+    select_operation(host);
+    settle().await;
+    socket
+}
+
+fn fetch_request(widget: &Widget) -> RequestId {
+    widget
+        .driver()
+        .take_recorded()
+        .into_iter()
+        .find_map(|c| match c {
+            Command::FetchHistory { request, .. } => Some(request),
+            _ => None,
+        })
+        .expect("the session fetches history after `subscribed`")
+}
+
+fn push(widget: &Widget, socket: SocketId, event: Event) {
+    widget.driver().input(Input::FrameReceived(
+        socket,
+        frame(json!({"type": "event", "operationId": OP, "epoch": 1, "event": event})),
+    ));
+}
+
+fn select_operation(host: &HtmlElement) {
+    let button = host
+        .query_selector(&format!("[data-operation-id='{OP}'] button"))
+        .unwrap()
+        .expect("the tracked operation is listed");
+    button.unchecked_into::<HtmlElement>().click();
+}
+
+fn texts(host: &HtmlElement, selector: &str) -> Vec<String> {
+    let nodes = host.query_selector_all(selector).unwrap();
+    (0..nodes.length())
+        .map(|i| nodes.item(i).unwrap().text_content().unwrap_or_default())
+        .collect()
+}
+
+fn attr(host: &HtmlElement, selector: &str, name: &str) -> Option<String> {
+    host.query_selector(selector).unwrap()?.get_attribute(name)
+}
+
+#[wasm_bindgen_test]
+async fn history_and_live_events_render_once_in_seq_order() {
+    let (widget, host) = widget_in("t-order");
+    let socket = follow(
+        &widget,
+        &host,
+        vec![
+            event(1, "ProcessingStarted", "started"),
+            event(3, "ProgressUpdated", "30 %"),
+        ],
+        3,
+    )
+    .await;
+    // A gap (2 missing) and a live duplicate of 3.
+    push(&widget, socket, event(3, "ProgressUpdated", "30 %"));
+    push(&widget, socket, event(4, "ProgressUpdated", "40 %"));
+    let gap = fetch_request(&widget);
+    widget.driver().input(Input::HistoryReceived {
+        request: gap,
+        page: EventsPage {
+            operation_id: OperationId(OP.into()),
+            kind: "payment".into(),
+            epoch: Epoch(1),
+            head: Seq(4),
+            status: Status::Running,
+            events: vec![event(2, "FraudCheckStarted", "fraud check")],
+            has_more: false,
+        },
+    });
+    settle().await;
+    let seqs: Vec<_> = {
+        let nodes = host.query_selector_all(".optrail-event").unwrap();
+        (0..nodes.length())
+            .map(|i| {
+                nodes
+                    .item(i)
+                    .unwrap()
+                    .unchecked_into::<Element>()
+                    .get_attribute("data-seq")
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(seqs, ["1", "2", "3", "4"]);
+    assert_eq!(
+        texts(&host, ".optrail-event-message"),
+        ["started", "fraud check", "30 %", "40 %"]
+    );
+    assert_eq!(
+        attr(
+            &host,
+            ".optrail-operation [role=progressbar]",
+            "aria-valuenow"
+        )
+        .as_deref(),
+        Some("40")
+    );
+    assert_eq!(
+        attr(&host, ".optrail-operation", "data-status").as_deref(),
+        Some("running")
+    );
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn terminal_event_switches_to_the_succeeded_view_and_unsubscribes() {
+    let (widget, host) = widget_in("t-succeeded");
+    let socket = follow(
+        &widget,
+        &host,
+        vec![event(1, "ProcessingStarted", "started")],
+        1,
+    )
+    .await;
+    assert!(host.query_selector(".optrail-cancel").unwrap().is_some());
+    push(
+        &widget,
+        socket,
+        event(2, "PaymentSucceeded", "Payment done"),
+    );
+    settle().await;
+    assert_eq!(
+        attr(&host, ".optrail-outcome", "data-outcome").as_deref(),
+        Some("succeeded")
+    );
+    assert!(host.query_selector(".optrail-cancel").unwrap().is_none());
+    assert_eq!(
+        attr(
+            &host,
+            ".optrail-operation [role=progressbar]",
+            "aria-valuenow"
+        )
+        .as_deref(),
+        Some("100")
+    );
+    let commands = widget.driver().take_recorded();
+    assert!(
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Send(_, f) if f.to_json().contains("\"unsubscribe\""))),
+        "the subscription ends: {commands:?}"
+    );
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn failed_view_shows_the_reason_and_offers_retry() {
+    let (widget, host) = widget_in("t-failed");
+    let socket = follow(
+        &widget,
+        &host,
+        vec![event(1, "ProcessingStarted", "started")],
+        1,
+    )
+    .await;
+    push(&widget, socket, event(2, "PaymentFailed", "Payment failed"));
+    settle().await;
+    assert_eq!(
+        attr(&host, ".optrail-outcome", "data-outcome").as_deref(),
+        Some("failed")
+    );
+    assert_eq!(texts(&host, ".optrail-failure-reason"), ["Card declined"]);
+    assert!(host.query_selector(".optrail-retry").unwrap().is_some());
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn html_in_a_message_shows_as_literal_text() {
+    let (widget, host) = widget_in("t-xss");
+    let hostile = "<img src=x onerror=\"window.__pwned=1\"><b>bold</b>";
+    follow(
+        &widget,
+        &host,
+        vec![event(1, "ProcessingStarted", hostile)],
+        1,
+    )
+    .await;
+    assert_eq!(texts(&host, ".optrail-event-message"), [hostile]);
+    assert!(host.query_selector("img, b").unwrap().is_none());
+    settle().await;
+    let pwned = js_sys::Reflect::get(&web_sys::window().unwrap(), &"__pwned".into()).unwrap();
+    assert!(pwned.is_undefined());
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_resumes_every_tracked_operation_from_local_storage() {
+    let (first, _) = widget_in("t-resume");
+    first.driver().input(Input::Track {
+        operation: TrackedOperation::by_id(OperationId(OP.into())),
+        epoch: None,
+    });
+    first.unmount();
+
+    let (second, host) = widget_in("t-resume");
+    settle().await;
+    assert_eq!(
+        attr(&host, ".optrail-list-item", "data-operation-id").as_deref(),
+        Some(OP)
+    );
+    let commands = second.driver().take_recorded();
+    let socket = commands
+        .iter()
+        .find_map(|c| match c {
+            Command::OpenSocket(id) => Some(*id),
+            _ => None,
+        })
+        .expect("the resumed operation needs the live channel");
+    second.driver().input(Input::SocketOpened(socket));
+    let commands = second.driver().take_recorded();
+    assert!(
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Send(_, f) if f.to_json().contains(OP))),
+        "it subscribes again: {commands:?}"
+    );
+    second.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn corrupt_storage_is_reset_with_a_visible_notice() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    storage.set_item("t-corrupt:tracked", "{not json").unwrap();
+    let (widget, host) = widget_in("t-corrupt");
+    settle().await;
+    let notice = texts(&host, ".optrail-notice").join(" ");
+    assert!(notice.contains("reset"), "notice shown: {notice:?}");
+    assert!(storage.get_item("t-corrupt:tracked").unwrap().is_none());
+    assert!(host.query_selector(".optrail-list-item").unwrap().is_none());
+    widget.unmount();
+
+    storage
+        .set_item("t-foreign:tracked", r#"{"version":99,"operations":[]}"#)
+        .unwrap();
+    let (widget, host) = widget_in("t-foreign");
+    settle().await;
+    assert!(
+        texts(&host, ".optrail-notice")
+            .join(" ")
+            .contains("another version")
+    );
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn unmount_removes_the_widget_from_the_page() {
+    let (widget, host) = widget_in("t-unmount");
+    settle().await;
+    assert!(host.query_selector(".optrail").unwrap().is_some());
+    widget.unmount();
+    settle().await;
+    assert_eq!(host.child_element_count(), 0);
+}
