@@ -9,7 +9,7 @@
 //! changes, reconnects, the watchdog — happens here, once, and is therefore
 //! testable natively and deterministically.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -330,6 +330,11 @@ pub struct Session {
     backoff: Backoff,
     offline: bool,
     commands: VecDeque<Command>,
+    /// Operations unsubscribed on the current socket whose `unsubscribed`
+    /// has not come back yet. Until it does, a new subscribe for the same
+    /// operation waits: the frames carry no request id, so an answer to the
+    /// old subscription would otherwise be taken for the new one's.
+    unsubscribing: BTreeSet<OperationId>,
     notices: Notices,
     revision: u64,
 }
@@ -348,6 +353,7 @@ impl Session {
             next_request: 0,
             offline: false,
             commands: VecDeque::new(),
+            unsubscribing: BTreeSet::new(),
             notices: Notices::default(),
             revision: 0,
         }
@@ -529,15 +535,8 @@ impl Session {
             return false;
         };
         let op = self.operations.remove(index);
-        if op.subscription != Subscription::None
-            && let Socket::Open { id: socket, .. } = self.socket
-        {
-            self.commands.push_back(Command::Send(
-                socket,
-                ClientFrame::Unsubscribe {
-                    operation_id: op.tracked.id,
-                },
-            ));
+        if op.subscription != Subscription::None {
+            self.unsubscribe(&op.tracked.id);
         }
         true
     }
@@ -585,6 +584,10 @@ impl Session {
             Socket::Open { id, .. } | Socket::Connecting(id) => {
                 self.commands.push_back(Command::CloseSocket(id));
                 self.socket = Socket::Closed;
+                self.unsubscribing.clear();
+                for op in &mut self.operations {
+                    op.subscription = Subscription::None;
+                }
             }
             Socket::Waiting { .. } => self.socket = Socket::Closed,
             Socket::Closed => {}
@@ -609,6 +612,7 @@ impl Session {
             opened_at: now,
             last_frame_at: now,
         };
+        self.unsubscribing.clear();
         self.arm_watchdog(now);
         let ids: Vec<OperationId> = self
             .operations
@@ -639,6 +643,7 @@ impl Session {
         for op in &mut self.operations {
             op.subscription = Subscription::None;
         }
+        self.unsubscribing.clear();
         self.socket = Socket::Closed;
         if self.offline || !self.wants_socket() {
             return;
@@ -729,6 +734,10 @@ impl Session {
         let Socket::Open { id: socket, .. } = self.socket else {
             return;
         };
+        if self.unsubscribing.contains(id) {
+            // Resubscribed once the old subscription's end is confirmed.
+            return;
+        }
         let Some(op) = self.find_mut(id) else { return };
         if op.subscription != Subscription::None || !op.needs_live() {
             return;
@@ -742,6 +751,20 @@ impl Session {
                 after,
             },
         ));
+    }
+
+    /// Ends a subscription on the current socket, remembering that its
+    /// `unsubscribed` is still to come.
+    fn unsubscribe(&mut self, id: &OperationId) {
+        if let Socket::Open { id: socket, .. } = self.socket {
+            self.unsubscribing.insert(id.clone());
+            self.commands.push_back(Command::Send(
+                socket,
+                ClientFrame::Unsubscribe {
+                    operation_id: id.clone(),
+                },
+            ));
+        }
     }
 
     fn frame_received(&mut self, socket: SocketId, text: &str, now: Timestamp) {
@@ -773,6 +796,13 @@ impl Session {
                 epoch,
                 event,
             } => self.live_event(&operation_id, epoch, event),
+            ServerFrame::Unsubscribed { operation_id }
+                if self.unsubscribing.remove(&operation_id) =>
+            {
+                // The end we asked for. If the operation was tracked again
+                // meanwhile, its subscription can go out now.
+                self.subscribe(&operation_id);
+            }
             ServerFrame::Unsubscribed { operation_id } => {
                 // While a subscribe is pending, an `unsubscribed` answers an
                 // earlier unsubscribe (forget, then track again): the server
@@ -1015,13 +1045,10 @@ impl Session {
                 op.problem = Some(Problem::NotFound);
                 op.round = None;
                 let id = op.tracked.id.clone();
-                if op.subscription != Subscription::None
-                    && let Socket::Open { id: socket, .. } = self.socket
-                {
-                    self.commands.push_back(Command::Send(
-                        socket,
-                        ClientFrame::Unsubscribe { operation_id: id },
-                    ));
+                let subscribed = op.subscription != Subscription::None;
+                op.subscription = Subscription::None;
+                if subscribed {
+                    self.unsubscribe(&id);
                 }
                 self.close_socket_if_idle();
             }
@@ -1084,13 +1111,8 @@ impl Session {
         op.subscription = Subscription::None;
         let changed = op.tracked.status != Some(status);
         op.tracked.status = Some(status);
-        if unsubscribe && let Socket::Open { id: socket, .. } = socket {
-            self.commands.push_back(Command::Send(
-                socket,
-                ClientFrame::Unsubscribe {
-                    operation_id: id.clone(),
-                },
-            ));
+        if unsubscribe {
+            self.unsubscribe(id);
         }
         if changed {
             self.persist();
@@ -1241,6 +1263,12 @@ mod tests {
         };
         run(&mut session, other, T0);
         run(&mut session, Input::Forget(id.clone()), T0 + 10);
+        // The server had ended the subscription by itself (the reference
+        // server does after a terminal push) before it read the unsubscribe.
+        let unsubscribed = ServerFrame::Unsubscribed {
+            operation_id: id.clone(),
+        };
+        run(&mut session, frame(socket, unsubscribed.clone()), T0 + 15);
         let track = Input::Track {
             operation: TrackedOperation::by_id(id.clone()),
             epoch: None,
@@ -1253,10 +1281,7 @@ mod tests {
                 after: Seq(0),
             }
         )));
-        // The server answers the unsubscribe, then the new subscribe.
-        let unsubscribed = ServerFrame::Unsubscribed {
-            operation_id: id.clone(),
-        };
+        // Then it answers the unsubscribe, then the new subscribe.
         run(&mut session, frame(socket, unsubscribed), T0 + 30);
         let subscribed = ServerFrame::Subscribed {
             operation_id: id.clone(),
@@ -1355,6 +1380,91 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn an_answer_to_the_old_subscription_is_not_taken_for_the_new_ones() {
+        let id = OperationId::from("op");
+        let mut session = Session::new(SessionOptions::default(), 1);
+        for name in ["other", "op"] {
+            let track = Input::Track {
+                operation: TrackedOperation::by_id(OperationId::from(name)),
+                epoch: None,
+            };
+            run(&mut session, track, T0);
+        }
+        let socket = SocketId(1);
+        run(&mut session, Input::SocketOpened(socket), T0);
+        // Forgotten and tracked again before the first subscribe's answer.
+        let forget = run(&mut session, Input::Forget(id.clone()), T0 + 10);
+        let unsubscribe = ClientFrame::Unsubscribe {
+            operation_id: id.clone(),
+        };
+        assert_eq!(
+            forget,
+            [
+                Command::Send(socket, unsubscribe),
+                Command::Persist(session.tracked())
+            ]
+        );
+        let track = Input::Track {
+            operation: TrackedOperation::by_id(id.clone()),
+            epoch: None,
+        };
+        let commands = run(&mut session, track, T0 + 20);
+        assert!(
+            !commands
+                .iter()
+                .any(|c| matches!(c, Command::Send(_, ClientFrame::Subscribe { .. }))),
+            "the new subscribe waits for the old one's end: {commands:?}"
+        );
+        // The server answers in order: subscribed (old), pushes, unsubscribed.
+        let old_answer = ServerFrame::Subscribed {
+            operation_id: id.clone(),
+            epoch: Epoch(1),
+            head: Seq(3),
+        };
+        assert_eq!(run(&mut session, frame(socket, old_answer), T0 + 30), []);
+        run(
+            &mut session,
+            push(socket, &id, 4, "ProgressUpdated"),
+            T0 + 31,
+        );
+        let ended = ServerFrame::Unsubscribed {
+            operation_id: id.clone(),
+        };
+        let commands = run(&mut session, frame(socket, ended), T0 + 40);
+        assert_eq!(
+            commands,
+            [Command::Send(
+                socket,
+                ClientFrame::Subscribe {
+                    operation_id: id.clone(),
+                    after: Seq(0),
+                }
+            )]
+        );
+        // The new answer starts the catch-up; later pushes are taken.
+        let answer = ServerFrame::Subscribed {
+            operation_id: id.clone(),
+            epoch: Epoch(1),
+            head: Seq(4),
+        };
+        let commands = run(&mut session, frame(socket, answer), T0 + 50);
+        assert!(commands.iter().any(|c| matches!(
+            c,
+            Command::FetchHistory {
+                after: Seq(0),
+                limit: 500,
+                ..
+            }
+        )));
+        run(
+            &mut session,
+            push(socket, &id, 5, "ProgressUpdated"),
+            T0 + 60,
+        );
+        assert_eq!(session.operation(&id).unwrap().log.len(), 1);
     }
 
     #[test]
