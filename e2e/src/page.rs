@@ -1,0 +1,490 @@
+//! The widget as a person sees it: what the DOM shows, read in one script
+//! so that a reading is consistent, and what a person does with it.
+//!
+//! Every reading of an operation's timeline is remembered, so that a
+//! scenario can check afterwards that the widget never showed an event
+//! twice, out of order, or one the server does not have — not only at the
+//! end.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::WindowHandle;
+use fantoccini::{Client, Locator};
+use optrail_core::OperationId;
+use serde::Deserialize;
+
+use crate::{Context, Failure, Result};
+
+/// How long a person waits for the widget to show something.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// How often the DOM is read while waiting.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One reading of the widget's DOM.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct View {
+    /// The app rendered into `#optrail-app`.
+    pub mounted: bool,
+    /// `p.optrail-connection[data-state]`.
+    pub connection: Option<String>,
+    /// `li.optrail-list-item[data-operation-id]`, in DOM order.
+    pub list: Vec<String>,
+    pub detail: Option<Detail>,
+    /// The start form's inline error.
+    pub form_error: String,
+    pub hash: String,
+    /// `img` elements inside the widget.
+    pub images: usize,
+}
+
+/// `article.optrail-operation`: the selected operation.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Detail {
+    pub id: String,
+    /// `data-status`: running, succeeded, failed, canceled, not-started.
+    pub status: String,
+    pub events: Vec<ShownEvent>,
+    /// `div.optrail-outcome[data-outcome]`.
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub recovery: String,
+    pub problem: Option<String>,
+    pub progress: Option<String>,
+    pub can_cancel: bool,
+    pub can_retry: bool,
+    pub title: String,
+}
+
+/// `li.optrail-event`, as shown.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ShownEvent {
+    pub id: String,
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+const READ_VIEW: &str = r#"
+const root = document.getElementById('optrail-app');
+const text = (el) => (el ? el.textContent : null);
+if (!root) {
+  return { mounted: false, connection: null, list: [], detail: null, formError: '', hash: location.hash, images: 0 };
+}
+const conn = root.querySelector('p.optrail-connection');
+const art = root.querySelector('article.optrail-operation');
+let detail = null;
+if (art) {
+  const outcome = art.querySelector('div.optrail-outcome');
+  detail = {
+    id: art.dataset.operationId || '',
+    status: art.dataset.status || '',
+    events: [...art.querySelectorAll('li.optrail-event')].map((li) => ({
+      id: li.dataset.eventId || '',
+      seq: li.dataset.seq ? Number(li.dataset.seq) : null,
+      message: text(li.querySelector('.optrail-event-message')) || '',
+    })),
+    outcome: outcome ? outcome.dataset.outcome : null,
+    reason: text(art.querySelector('.optrail-failure-reason')),
+    recovery: text(art.querySelector('.optrail-recovery')) || '',
+    problem: text(art.querySelector('.optrail-problem')),
+    progress: (art.querySelector('[role=progressbar]') || { getAttribute: () => null }).getAttribute('aria-valuenow'),
+    canCancel: !!art.querySelector('.optrail-cancel:not([disabled])'),
+    canRetry: !!art.querySelector('.optrail-retry'),
+    title: text(art.querySelector('.optrail-operation-title')) || '',
+  };
+}
+return {
+  mounted: root.childElementCount > 0 && !!conn,
+  connection: conn ? conn.dataset.state : null,
+  list: [...root.querySelectorAll('li.optrail-list-item')].map((li) => li.dataset.operationId),
+  detail,
+  formError: text(root.querySelector('form.optrail-form > .optrail-form-error')) || '',
+  hash: location.hash,
+  images: root.querySelectorAll('img').length,
+};
+"#;
+
+/// A payment as entered in the start form.
+#[derive(Debug, Clone)]
+pub struct PaymentForm {
+    pub amount: String,
+    pub description: String,
+    /// "Step delay (ms)".
+    pub step_ms: u64,
+    /// "Failure chance (%)".
+    pub failure_percent: u32,
+}
+
+impl Default for PaymentForm {
+    fn default() -> Self {
+        Self {
+            amount: "12.50".into(),
+            description: "e2e order".into(),
+            step_ms: 150,
+            failure_percent: 0,
+        }
+    }
+}
+
+/// Every timeline reading, per operation, in the order it was read.
+pub type Observations = Arc<Mutex<Vec<(String, Vec<ShownEvent>)>>>;
+
+/// The widget in one browser window.
+#[derive(Clone)]
+pub struct Widget {
+    client: Client,
+    base: String,
+    /// Set when the browser has several windows: every call switches to
+    /// this one first.
+    window: Option<WindowHandle>,
+    observed: Observations,
+}
+
+impl Widget {
+    /// `base` is the origin the widget is served from (`http://host:port`).
+    pub fn new(client: Client, base: impl Into<String>) -> Self {
+        Self {
+            client,
+            base: base.into(),
+            window: None,
+            observed: Observations::default(),
+        }
+    }
+
+    /// This widget pinned to the browser's current window, and another
+    /// one in a new window of the same browser (same profile, so the same
+    /// localStorage), with their own readings.
+    pub async fn new_window(&mut self) -> Result<Widget> {
+        let current = self.client.window().await.context("naming the window")?;
+        self.window = Some(current);
+        let created = self
+            .client
+            .new_window(false)
+            .await
+            .context("opening a second window")?;
+        Ok(Widget {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            window: Some(created.handle),
+            observed: Observations::default(),
+        })
+    }
+
+    async fn activate(&self) -> Result<()> {
+        if let Some(window) = &self.window {
+            self.client
+                .switch_to_window(window.clone())
+                .await
+                .context("switching windows")?;
+        }
+        Ok(())
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn observations(&self) -> Observations {
+        self.observed.clone()
+    }
+
+    /// Loads `base + path` and waits for the app to render.
+    pub async fn open(&self, path: &str) -> Result<View> {
+        let url = format!("{}{path}", self.base);
+        self.activate().await?;
+        self.client
+            .goto(&url)
+            .await
+            .context(format_args!("opening {url}"))?;
+        self.wait("the widget to render", PATIENCE, |v| v.mounted)
+            .await
+    }
+
+    /// Reloads the page and waits for the app to render again.
+    pub async fn reload(&self) -> Result<View> {
+        self.activate().await?;
+        self.client.refresh().await.context("reloading")?;
+        self.wait("the widget to render after the reload", PATIENCE, |v| {
+            v.mounted
+        })
+        .await
+    }
+
+    /// Reads the DOM once, and remembers the timeline it shows.
+    pub async fn view(&self) -> Result<View> {
+        self.activate().await?;
+        let value = self
+            .client
+            .execute(READ_VIEW, Vec::new())
+            .await
+            .context("reading the widget's DOM")?;
+        let view: View = serde_json::from_value(value).context("the DOM reading")?;
+        if let Some(detail) = &view.detail {
+            check_timeline(detail)?;
+            let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+            let repeat = observed
+                .last()
+                .is_some_and(|(id, events)| *id == detail.id && *events == detail.events);
+            if !repeat {
+                observed.push((detail.id.clone(), detail.events.clone()));
+            }
+        }
+        Ok(view)
+    }
+
+    /// Reads the DOM until `done` holds; the reading that satisfied it.
+    pub async fn wait(
+        &self,
+        what: &str,
+        within: Duration,
+        mut done: impl FnMut(&View) -> bool,
+    ) -> Result<View> {
+        let deadline = Instant::now() + within;
+        loop {
+            let view = self.view().await?;
+            if done(&view) {
+                return Ok(view);
+            }
+            if Instant::now() > deadline {
+                return Err(Failure::new(format!(
+                    "waited {within:?} for {what}; the widget shows {}",
+                    describe(&view)
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the detail shows `id`.
+    pub async fn wait_detail(
+        &self,
+        id: &OperationId,
+        what: &str,
+        mut done: impl FnMut(&Detail) -> bool,
+    ) -> Result<Detail> {
+        let view = self
+            .wait(what, PATIENCE, |v| {
+                v.detail
+                    .as_ref()
+                    .is_some_and(|d| d.id == id.as_str() && done(d))
+            })
+            .await?;
+        view.detail
+            .ok_or_else(|| Failure::new("the detail vanished"))
+    }
+
+    /// Waits until the connection indicator reads `state`.
+    pub async fn wait_connection(&self, state: &str, within: Duration) -> Result<View> {
+        self.wait(
+            &format!("the connection indicator to read {state:?}"),
+            within,
+            |v| v.connection.as_deref() == Some(state),
+        )
+        .await
+    }
+
+    /// Fills the start form with a payment, submits it, and waits until
+    /// the new operation is listed and shown; its id.
+    pub async fn start_payment(&self, form: &PaymentForm) -> Result<OperationId> {
+        let before = self.view().await?.list;
+        self.select_kind("payment").await?;
+        self.fill("Amount", &form.amount).await?;
+        self.fill("Description", &form.description).await?;
+        self.open_demo_settings().await?;
+        self.fill("Step delay", &form.step_ms.to_string()).await?;
+        self.fill("Failure chance", &form.failure_percent.to_string())
+            .await?;
+        self.click("form.optrail-form .optrail-start").await?;
+        let view = self
+            .wait(
+                "the started payment to be listed and shown",
+                PATIENCE,
+                |v| {
+                    !v.form_error.is_empty()
+                        || v.detail
+                            .as_ref()
+                            .is_some_and(|d| !before.contains(&d.id) && v.list.contains(&d.id))
+                },
+            )
+            .await?;
+        if !view.form_error.is_empty() {
+            return Err(Failure::new(format!(
+                "the form refused to start: {}",
+                view.form_error
+            )));
+        }
+        let detail = view.detail.expect("waited for a detail");
+        Ok(OperationId(detail.id))
+    }
+
+    async fn select_kind(&self, kind: &str) -> Result<()> {
+        self.activate().await?;
+        let select = self
+            .client
+            .find(Locator::Css("form.optrail-form select.optrail-kind"))
+            .await
+            .context("finding the kind select")?;
+        select
+            .select_by_value(kind)
+            .await
+            .context(format_args!("choosing kind {kind}"))?;
+        Ok(())
+    }
+
+    /// Opens the "Demo settings" disclosure so its inputs can be typed in.
+    async fn open_demo_settings(&self) -> Result<()> {
+        self.activate().await?;
+        let open = self
+            .client
+            .execute(
+                "const d = document.querySelector('form.optrail-form details.optrail-advanced'); \
+                 return d ? d.open : null;",
+                Vec::new(),
+            )
+            .await?;
+        match open.as_bool() {
+            Some(true) => Ok(()),
+            Some(false) => {
+                self.click("form.optrail-form details.optrail-advanced > summary")
+                    .await
+            }
+            None => Err(Failure::new(
+                "the form has no demo settings (details.optrail-advanced)",
+            )),
+        }
+    }
+
+    /// Types `value` into the form input labelled `label…`.
+    async fn fill(&self, label: &str, value: &str) -> Result<()> {
+        let xpath = format!(
+            "//form[contains(concat(' ', normalize-space(@class), ' '), ' optrail-form ')]\
+             //label[starts-with(normalize-space(span), '{label}')]//input"
+        );
+        self.activate().await?;
+        let input = self
+            .client
+            .find(Locator::XPath(&xpath))
+            .await
+            .context(format_args!("finding the {label:?} input"))?;
+        input
+            .clear()
+            .await
+            .context(format_args!("clearing {label:?}"))?;
+        input
+            .send_keys(value)
+            .await
+            .context(format_args!("typing into {label:?}"))?;
+        let typed = input.prop("value").await?.unwrap_or_default();
+        if typed != value {
+            return Err(Failure::new(format!(
+                "the {label:?} input holds {typed:?} after typing {value:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Clicks the first element matching `css`.
+    pub async fn click(&self, css: &str) -> Result<()> {
+        self.activate().await?;
+        let element = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .context(format_args!("finding {css}"))?;
+        element
+            .click()
+            .await
+            .context(format_args!("clicking {css}"))?;
+        Ok(())
+    }
+
+    /// Shows `id` in the detail by clicking its list item.
+    pub async fn select(&self, id: &OperationId) -> Result<Detail> {
+        self.click(&format!(
+            "li.optrail-list-item[data-operation-id='{id}'] button"
+        ))
+        .await?;
+        self.wait_detail(id, &format!("operation {id} to be shown"), |_| true)
+            .await
+    }
+
+    /// Clicks Cancel on the shown operation.
+    pub async fn cancel(&self) -> Result<()> {
+        self.click("article.optrail-operation .optrail-cancel")
+            .await
+    }
+
+    /// Clicks Retry on the shown (failed) operation.
+    pub async fn retry(&self) -> Result<()> {
+        self.click("article.optrail-operation .optrail-retry").await
+    }
+}
+
+/// What a single reading must satisfy: seqs strictly increasing, no event
+/// id twice.
+fn check_timeline(detail: &Detail) -> Result<()> {
+    let mut ids = std::collections::HashSet::new();
+    let mut last = 0;
+    for event in &detail.events {
+        if !ids.insert(event.id.as_str()) {
+            return Err(Failure::new(format!(
+                "operation {} shows event {} twice: {}",
+                detail.id,
+                event.id,
+                describe_events(&detail.events)
+            )));
+        }
+        let Some(seq) = event.seq else {
+            return Err(Failure::new(format!(
+                "operation {} shows event {} without a seq",
+                detail.id, event.id
+            )));
+        };
+        if seq <= last {
+            return Err(Failure::new(format!(
+                "operation {} shows seq {seq} after seq {last}: {}",
+                detail.id,
+                describe_events(&detail.events)
+            )));
+        }
+        last = seq;
+    }
+    Ok(())
+}
+
+/// A reading in one line, for failure messages.
+pub fn describe(view: &View) -> String {
+    let detail = match &view.detail {
+        None => "no detail".to_owned(),
+        Some(d) => format!(
+            "detail {} status={:?} outcome={:?} reason={:?} recovery={:?} problem={:?} events=[{}]",
+            d.id,
+            d.status,
+            d.outcome,
+            d.reason,
+            d.recovery,
+            d.problem,
+            describe_events(&d.events)
+        ),
+    };
+    format!(
+        "mounted={} connection={:?} list={:?} form_error={:?} hash={:?}; {detail}",
+        view.mounted, view.connection, view.list, view.form_error, view.hash
+    )
+}
+
+/// `seq:id` pairs.
+pub fn describe_events(events: &[ShownEvent]) -> String {
+    events
+        .iter()
+        .map(|e| format!("{}:{}", e.seq.map_or("?".into(), |s| s.to_string()), e.id))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
