@@ -74,6 +74,10 @@ pub struct Config {
     pub io: IoMode,
     /// Seed for reconnect jitter; 0 means "from the clock".
     pub seed: u64,
+    /// The backend speaks the seed's format: events without `seq` from
+    /// `GET {events}` as a plain array, and one WebSocket per operation
+    /// pushing bare event objects. See [`Config::compat`].
+    pub compat: bool,
 }
 
 impl Config {
@@ -84,6 +88,33 @@ impl Config {
             start_form: true,
             demo_controls: true,
             hash_routing: true,
+            ..Self::default()
+        }
+    }
+
+    /// A backend that speaks exactly the seed's format
+    /// (`GET /payments/{id}/events`, a WebSocket per payment): events are
+    /// ordered by `(happenedAt, id)` and deduped by id, and the socket is not
+    /// expected to ping.
+    pub fn compat(api_base: &str) -> Self {
+        let mut session = SessionOptions {
+            order: optrail_core::LogOrder::ByTime,
+            ..SessionOptions::default()
+        };
+        // Seed backends do not ping: never declare their sockets dead for silence.
+        session.server_ping_interval_ms = 24 * 3600 * 1000;
+        Self {
+            api_base: api_base.to_owned(),
+            urls: UrlTemplates {
+                start: "{base}/payments".into(),
+                events: "{base}/payments/{id}/events".into(),
+                status: "{base}/payments/{id}".into(),
+                cancel: "{base}/payments/{id}".into(),
+                websocket: "{base}/payments/{id}/ws".into(),
+            },
+            session,
+            namespace: "optrail-compat".into(),
+            compat: true,
             ..Self::default()
         }
     }
@@ -109,9 +140,10 @@ impl Config {
             .replace("{limit}", &limit.to_string())
     }
 
-    /// The WebSocket URL, resolved against the page and switched to ws(s).
-    pub(crate) fn websocket_url(&self) -> String {
-        let raw = self.url(&self.urls.websocket, "", 0, 0);
+    /// The WebSocket URL (of one operation in compat mode), resolved
+    /// against the page and switched to ws(s).
+    pub(crate) fn websocket_url(&self, id: &str) -> String {
+        let raw = self.url(&self.urls.websocket, id, 0, 0);
         let location = web_sys::window().map(|w| w.location());
         let resolved = match &location {
             Some(loc) => web_sys::Url::new_with_base(&raw, &loc.href().unwrap_or_default())

@@ -19,8 +19,9 @@ use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use optrail_core::{
-    ApiError, Command, EventsPage, HistoryError, Input, Operation, OperationId, Session, SocketId,
-    StartRequest, Timer, Timestamp, TrackedOperation,
+    ApiError, ClientFrame, Command, Epoch, Event, EventsPage, HistoryError, Input, Operation,
+    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp,
+    TrackedOperation,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -93,6 +94,10 @@ struct State {
     timers: HashMap<Timer, Timeout>,
     listeners: Vec<EventListener>,
     ticker: Option<Interval>,
+    /// Compat mode: the session's one socket is virtual; each subscribed
+    /// operation has a real socket of its own.
+    compat_sockets: HashMap<OperationId, mpsc::UnboundedSender<String>>,
+    virtual_socket: Option<SocketId>,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
     alive: bool,
@@ -125,6 +130,8 @@ impl Driver {
                 timers: HashMap::new(),
                 listeners: Vec::new(),
                 ticker: None,
+                compat_sockets: HashMap::new(),
+                virtual_socket: None,
                 recorded: Vec::new(),
                 alive: true,
             }),
@@ -188,6 +195,7 @@ impl Driver {
         let mut state = self.state.borrow_mut();
         state.alive = false;
         state.sockets.clear();
+        state.compat_sockets.clear();
         state.timers.clear();
         state.listeners.clear();
         state.ticker = None;
@@ -202,10 +210,34 @@ impl Driver {
             return;
         }
         match command {
-            Command::OpenSocket(id) => self.open_socket(id),
-            Command::CloseSocket(id) => {
-                self.state.borrow_mut().sockets.remove(&id);
+            Command::OpenSocket(id) if self.config.compat => {
+                // Nothing to open until an operation is subscribed.
+                self.state.borrow_mut().virtual_socket = Some(id);
+                let driver = self.this.clone();
+                spawn_local(async move { feed(&driver, Input::SocketOpened(id)) });
             }
+            Command::OpenSocket(id) => {
+                let url = self.config.websocket_url("");
+                self.open_socket(url, Link::Protocol(id));
+            }
+            Command::CloseSocket(id) => {
+                let mut state = self.state.borrow_mut();
+                state.sockets.remove(&id);
+                if state.virtual_socket == Some(id) {
+                    state.virtual_socket = None;
+                    state.compat_sockets.clear();
+                }
+            }
+            Command::Send(id, frame) if self.config.compat => match frame {
+                ClientFrame::Subscribe { operation_id, .. } => {
+                    let url = self.config.websocket_url(operation_id.as_str());
+                    self.open_socket(url, Link::Compat(id, operation_id));
+                }
+                ClientFrame::Unsubscribe { operation_id } => {
+                    self.state.borrow_mut().compat_sockets.remove(&operation_id);
+                }
+                ClientFrame::Ping | ClientFrame::Pong => {}
+            },
             Command::Send(id, frame) => {
                 if let Some(socket) = self.state.borrow().sockets.get(&id) {
                     let _ = socket.unbounded_send(frame.to_json());
@@ -225,8 +257,16 @@ impl Driver {
                 );
                 let request_builder = self.authorized(Request::get(&url));
                 let driver = self.this.clone();
+                let compat = self.config.compat;
                 spawn_local(async move {
-                    let input = match fetch_json::<EventsPage>(request_builder).await {
+                    let page = if compat {
+                        fetch_json::<Vec<Event>>(request_builder)
+                            .await
+                            .map(|events| compat_page(operation_id, events))
+                    } else {
+                        fetch_json::<EventsPage>(request_builder).await
+                    };
+                    let input = match page {
                         Ok(page) => Input::HistoryReceived { request, page },
                         Err(HttpError::NotFound) => Input::HistoryFailed {
                             request,
@@ -284,8 +324,7 @@ impl Driver {
         }
     }
 
-    fn open_socket(&self, id: SocketId) {
-        let mut url = self.config.websocket_url();
+    fn open_socket(&self, mut url: String, link: Link) {
         if let Some(token) = self.config.token() {
             // Browsers cannot set headers on a WebSocket: the token goes in
             // the query string.
@@ -294,8 +333,12 @@ impl Driver {
             url = format!("{url}{separator}access_token={token}");
         }
         let (sender, receiver) = mpsc::unbounded();
-        self.state.borrow_mut().sockets.insert(id, sender);
-        spawn_local(run_socket(self.this.clone(), id, url, receiver));
+        let mut state = self.state.borrow_mut();
+        match &link {
+            Link::Protocol(id) => state.sockets.insert(*id, sender),
+            Link::Compat(_, operation) => state.compat_sockets.insert(operation.clone(), sender),
+        };
+        spawn_local(run_socket(self.this.clone(), link, url, receiver));
     }
 
     fn listen(&self) {
@@ -398,24 +441,98 @@ fn feed(driver: &Weak<Driver>, input: Input) {
     }
 }
 
+/// What a real socket stands for.
+enum Link {
+    /// The protocol's one multiplexed socket.
+    Protocol(SocketId),
+    /// A seed backend's socket for one operation, standing in for the
+    /// subscription of that operation on the session's virtual socket.
+    Compat(SocketId, OperationId),
+}
+
+impl Link {
+    fn session_socket(&self) -> SocketId {
+        match self {
+            Link::Protocol(id) | Link::Compat(id, _) => *id,
+        }
+    }
+
+    fn opened(&self) -> Input {
+        match self {
+            Link::Protocol(id) => Input::SocketOpened(*id),
+            // The seed's socket pushes everything from now on: that is a
+            // subscription whose head is unknown (0), so history fills the rest.
+            Link::Compat(id, operation) => Input::FrameReceived(
+                *id,
+                ServerFrame::Subscribed {
+                    operation_id: operation.clone(),
+                    epoch: Epoch(0),
+                    head: Seq(0),
+                }
+                .to_json(),
+            ),
+        }
+    }
+
+    fn frame(&self, text: String) -> Input {
+        match self {
+            Link::Protocol(id) => Input::FrameReceived(*id, text),
+            Link::Compat(id, operation) => {
+                let wrapped = match serde_json::from_str::<Event>(&text) {
+                    Ok(event) => ServerFrame::Event {
+                        operation_id: operation.clone(),
+                        epoch: None,
+                        event,
+                    }
+                    .to_json(),
+                    // Let the session count it as malformed.
+                    Err(_) => text,
+                };
+                Input::FrameReceived(*id, wrapped)
+            }
+        }
+    }
+}
+
+/// A seed backend's event array as a history page.
+fn compat_page(operation_id: OperationId, events: Vec<Event>) -> EventsPage {
+    EventsPage {
+        operation_id,
+        kind: String::new(),
+        epoch: Epoch(0),
+        head: Seq(0),
+        status: Status::Running,
+        events,
+        has_more: false,
+    }
+}
+
 /// One WebSocket's life: open, report, pump frames both ways, report close.
 async fn run_socket(
     driver: Weak<Driver>,
-    id: SocketId,
+    link: Link,
     url: String,
     mut outgoing: mpsc::UnboundedReceiver<String>,
 ) {
+    let closed = || {
+        if let (Link::Compat(..), Some(driver)) = (&link, driver.upgrade()) {
+            // One operation's socket is gone: treat it as the loss of the
+            // virtual socket, so every subscription recovers the same way.
+            driver.state.borrow_mut().compat_sockets.clear();
+        }
+        feed(&driver, Input::SocketClosed(link.session_socket()));
+    };
     let Ok(mut socket) = WebSocket::open(&url) else {
-        feed(&driver, Input::SocketClosed(id));
+        closed();
         return;
     };
     // Ready means open, or failed to open.
     let _ = poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
     if !matches!(socket.state(), SocketState::Open) {
-        feed(&driver, Input::SocketClosed(id));
+        closed();
         return;
     }
-    feed(&driver, Input::SocketOpened(id));
+    feed(&driver, link.opened());
     enum Next {
         Frame(Option<Result<Message, gloo_net::websocket::WebSocketError>>),
         Send(Option<String>),
@@ -426,26 +543,22 @@ async fn run_socket(
             Either::Right((text, _)) => Next::Send(text),
         };
         match next {
-            Next::Frame(Some(Ok(Message::Text(text)))) => {
-                feed(&driver, Input::FrameReceived(id, text))
-            }
+            Next::Frame(Some(Ok(Message::Text(text)))) => feed(&driver, link.frame(text)),
             // Binary frames are not part of the protocol: let the session
             // count them as malformed.
-            Next::Frame(Some(Ok(Message::Bytes(_)))) => {
-                feed(&driver, Input::FrameReceived(id, String::new()))
-            }
+            Next::Frame(Some(Ok(Message::Bytes(_)))) => feed(&driver, link.frame(String::new())),
             Next::Frame(_) => break,
             Next::Send(Some(text)) => {
                 if socket.send(Message::Text(text)).await.is_err() {
                     break;
                 }
             }
-            // The session closed it (or the widget was unmounted).
-            Next::Send(None) => break,
+            // The session closed it (or the widget was unmounted): not news.
+            Next::Send(None) => return,
         }
     }
     drop(socket);
-    feed(&driver, Input::SocketClosed(id));
+    closed();
 }
 
 async fn fetch_json<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, HttpError> {

@@ -61,6 +61,7 @@ pub fn mount(element: web_sys::HtmlElement, config: Config) -> Widget {
 /// for it (`<div id="optrail-app">`); host pages mount explicitly instead.
 #[wasm_bindgen(start)]
 pub fn on_load() {
+    crate::js::register_custom_element();
     let Some(element) = web_sys::window()
         .and_then(|w| w.document())
         .and_then(|d| d.get_element_by_id("optrail-app"))

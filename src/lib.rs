@@ -13,6 +13,7 @@ pub mod components;
 pub mod config;
 pub mod driver;
 pub mod embed;
+pub mod js;
 pub mod model;
 pub mod storage;
 

@@ -1,0 +1,211 @@
+//! The JavaScript face of the widget: `mount(element, options)` returning a
+//! handle, and the `<optrail-operations>` custom element for pages that
+//! write no code at all.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Reflect};
+use optrail_core::{EventType, Status};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::config::{Config, ViewMode};
+use crate::embed::{Widget, mount as mount_widget};
+
+/// A mounted widget, for JavaScript.
+#[wasm_bindgen]
+pub struct WidgetHandle {
+    widget: Option<Widget>,
+}
+
+#[wasm_bindgen]
+impl WidgetHandle {
+    /// Follows an operation by id.
+    pub fn track(&self, operation_id: &str) {
+        if let Some(widget) = &self.widget {
+            widget.track(operation_id);
+        }
+    }
+
+    /// Starts an operation; resolves to its id, rejects with a sentence.
+    pub fn start(&self, kind: String, params: JsValue) -> js_sys::Promise {
+        let Some(widget) = &self.widget else {
+            return js_sys::Promise::reject(&JsError::new("optrail: unmounted").into());
+        };
+        let driver = Rc::clone(widget.driver());
+        future_to_promise(async move {
+            let params = to_json(&params)?;
+            driver
+                .start_operation(&kind, params)
+                .await
+                .map(|id| JsValue::from_str(id.as_str()))
+                .map_err(|message| JsError::new(&message).into())
+        })
+    }
+
+    /// Removes the widget; no listener, timer or socket stays behind.
+    pub fn unmount(&mut self) {
+        self.widget.take();
+    }
+}
+
+fn to_json(value: &JsValue) -> Result<serde_json::Value, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    let text = js_sys::JSON::stringify(value)?
+        .as_string()
+        .unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("optrail: params: {e}")).into())
+}
+
+fn get(options: &JsValue, key: &str) -> Option<JsValue> {
+    let value = Reflect::get(options, &JsValue::from_str(key)).ok()?;
+    (!value.is_undefined() && !value.is_null()).then_some(value)
+}
+
+fn string(options: &JsValue, key: &str) -> Result<Option<String>, JsError> {
+    match get(options, key) {
+        None => Ok(None),
+        Some(value) => value
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| JsError::new(&format!("optrail: option `{key}` must be a string"))),
+    }
+}
+
+fn flag(options: &JsValue, key: &str) -> Option<bool> {
+    get(options, key).map(|v| v.is_truthy())
+}
+
+fn status(name: &str) -> Result<Status, JsError> {
+    match name {
+        "Succeeded" => Ok(Status::Succeeded),
+        "Failed" => Ok(Status::Failed),
+        "Canceled" => Ok(Status::Canceled),
+        other => Err(JsError::new(&format!(
+            "optrail: terminal status {other:?} must be \"Succeeded\", \"Failed\" or \"Canceled\""
+        ))),
+    }
+}
+
+/// Reads the options object (see README: "Embedding") into a [`Config`].
+pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
+    let api_base = string(options, "apiBase")?.unwrap_or_default();
+    let mut config = if flag(options, "compat") == Some(true) {
+        Config::compat(&api_base)
+    } else {
+        Config {
+            api_base,
+            namespace: "optrail".into(),
+            ..Config::default()
+        }
+    };
+    if let Some(urls) = get(options, "urls") {
+        let slots = [
+            ("start", &mut config.urls.start),
+            ("events", &mut config.urls.events),
+            ("status", &mut config.urls.status),
+            ("cancel", &mut config.urls.cancel),
+            ("websocket", &mut config.urls.websocket),
+        ];
+        for (key, slot) in slots {
+            if let Some(template) = string(&urls, key)? {
+                *slot = template;
+            }
+        }
+    }
+    if let Some(terminal) = get(options, "terminal") {
+        let mut rules = Vec::new();
+        for key in js_sys::Object::keys(&terminal.clone().into()).iter() {
+            let kind = key.as_string().unwrap_or_default();
+            let name = string(&terminal, &kind)?.unwrap_or_default();
+            rules.push((EventType(kind), status(&name)?));
+        }
+        config.session.interpretation.terminal = rules;
+    }
+    if let Some(path) = string(options, "progressPath")? {
+        config.session.interpretation.progress_path = path;
+    }
+    if let Some(namespace) = string(options, "namespace")? {
+        config.namespace = namespace;
+    }
+    config.view = match string(options, "view")?.as_deref() {
+        None | Some("full") => ViewMode::Full,
+        Some("compact") => ViewMode::Compact,
+        Some(other) => {
+            return Err(JsError::new(&format!(
+                "optrail: option `view` must be \"full\" or \"compact\", not {other:?}"
+            )));
+        }
+    };
+    config.start_form = flag(options, "startForm").unwrap_or(false);
+    config.demo_controls = flag(options, "demoControls").unwrap_or(false);
+    config.hash_routing = flag(options, "hashRouting").unwrap_or(false);
+    if let Some(getter) = get(options, "token") {
+        let getter: Function = getter
+            .dyn_into()
+            .map_err(|_| JsError::new("optrail: option `token` must be a function"))?;
+        config.auth_token = Some(Rc::new(move || {
+            getter
+                .call0(&JsValue::NULL)
+                .ok()
+                .and_then(|v| v.as_string())
+        }));
+    }
+    Ok(config)
+}
+
+/// Mounts a widget into `element`. See README: "Embedding".
+#[wasm_bindgen(js_name = mount)]
+pub fn mount_js(element: web_sys::HtmlElement, options: JsValue) -> Result<WidgetHandle, JsError> {
+    let config = config_from(&options)?;
+    Ok(WidgetHandle {
+        widget: Some(mount_widget(element, config)),
+    })
+}
+
+#[wasm_bindgen(inline_js = r#"
+export function define_element(mount) {
+  if (customElements.get('optrail-operations')) return;
+  class OptrailOperations extends HTMLElement {
+    connectedCallback() {
+      if (this._optrail) return;
+      const attr = (name) => this.getAttribute(name) ?? undefined;
+      try {
+        this._optrail = mount(this, {
+          apiBase: attr('api-base') ?? '',
+          namespace: attr('namespace'),
+          view: attr('view'),
+          compat: this.hasAttribute('compat'),
+          startForm: this.hasAttribute('start-form'),
+        });
+      } catch (error) {
+        this.textContent = String(error.message ?? error);
+        return;
+      }
+      for (const id of (attr('track') ?? '').split(/[\s,]+/).filter(Boolean)) {
+        this._optrail.track(id);
+      }
+    }
+    disconnectedCallback() {
+      if (this._optrail) { this._optrail.unmount(); this._optrail = undefined; }
+    }
+  }
+  customElements.define('optrail-operations', OptrailOperations);
+}
+"#)]
+extern "C" {
+    fn define_element(mount: &Function);
+}
+
+/// Registers `<optrail-operations>`; called once when the wasm loads.
+pub fn register_custom_element() {
+    let mount =
+        Closure::<dyn Fn(web_sys::HtmlElement, JsValue) -> Result<WidgetHandle, JsValue>>::new(
+            |element, options| mount_js(element, options).map_err(JsValue::from),
+        );
+    define_element(mount.as_ref().unchecked_ref());
+    // Lives as long as the page: the element may be created at any time.
+    mount.forget();
+}
