@@ -1,0 +1,128 @@
+//! Embedding: several widgets on one page, and unmount leaving nothing.
+#![cfg(target_arch = "wasm32")]
+
+use std::rc::Rc;
+
+use optrail::{Config, IoMode, mount};
+use optrail_core::{Command, Input, OperationId, TrackedOperation};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::*;
+use web_sys::HtmlElement;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn host() -> HtmlElement {
+    let document = web_sys::window().unwrap().document().unwrap();
+    let host: HtmlElement = document.create_element("div").unwrap().unchecked_into();
+    document.body().unwrap().append_child(&host).unwrap();
+    host
+}
+
+async fn settle() {
+    gloo_timers::future::TimeoutFuture::new(30).await;
+}
+
+fn recorded(namespace: &str) -> Config {
+    Config {
+        io: IoMode::Recorded,
+        namespace: namespace.into(),
+        seed: 1,
+        ..Config::default()
+    }
+}
+
+fn listed(host: &HtmlElement) -> Vec<String> {
+    let nodes = host.query_selector_all(".optrail-list-item").unwrap();
+    (0..nodes.length())
+        .filter_map(|i| {
+            nodes
+                .item(i)
+                .unwrap()
+                .unchecked_into::<web_sys::Element>()
+                .get_attribute("data-operation-id")
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn two_widgets_on_one_page_stay_independent() {
+    let (a_host, b_host) = (host(), host());
+    let a = mount(a_host.clone(), recorded("e-a"));
+    let b = mount(b_host.clone(), recorded("e-b"));
+    a.track("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    b.track("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    settle().await;
+    assert_eq!(listed(&a_host), ["aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"]);
+    assert_eq!(listed(&b_host), ["bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"]);
+    // Each keeps its own storage.
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    let a_saved = storage.get_item("e-a:tracked").unwrap().unwrap();
+    assert!(a_saved.contains("aaaa") && !a_saved.contains("bbbb"));
+    // Unmounting one leaves the other working.
+    a.unmount();
+    b.driver().input(Input::Forget(OperationId(
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".into(),
+    )));
+    b.track("cccccccccccccccccccccccccccccccc");
+    settle().await;
+    assert_eq!(a_host.child_element_count(), 0);
+    assert_eq!(listed(&b_host), ["cccccccccccccccccccccccccccccccc"]);
+    b.unmount();
+}
+
+#[wasm_bindgen_test]
+async fn unmount_leaves_no_socket_timer_or_listener_behind() {
+    // Real browser I/O against a loopback port where nothing listens: the
+    // widget opens a socket, fails, and schedules a reconnect timer.
+    let config = Config {
+        api_base: "http://127.0.0.1:9".into(),
+        namespace: "e-leak".into(),
+        seed: 3,
+        ..Config::default()
+    };
+    let widget = mount(host(), config);
+    widget.driver().input(Input::Track {
+        operation: TrackedOperation::by_id(OperationId("dddddddddddddddddddddddddddddddd".into())),
+        epoch: None,
+    });
+    gloo_timers::future::TimeoutFuture::new(300).await;
+    let driver = Rc::downgrade(widget.driver());
+    widget.unmount();
+    settle().await;
+    // The driver owns every socket sender, timer and event listener; it is
+    // gone, so they are too (a Timeout or EventListener unregisters on drop).
+    assert!(driver.upgrade().is_none(), "the driver outlived its widget");
+}
+
+#[wasm_bindgen_test]
+async fn js_mount_rejects_bad_options_with_a_clear_message() {
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"view".into(), &"sideways".into()).unwrap();
+    let error = optrail::js::mount_js(host(), options.into())
+        .err()
+        .expect("refused");
+    let message = JsValue::from(error)
+        .dyn_into::<js_sys::Error>()
+        .unwrap()
+        .message();
+    assert!(String::from(message).contains("`view`"));
+}
+
+#[wasm_bindgen_test]
+async fn recorded_commands_show_one_socket_for_many_operations() {
+    let widget = mount(host(), recorded("e-mux"));
+    for id in [
+        "11111111111111111111111111111111",
+        "22222222222222222222222222222222",
+    ] {
+        widget.track(id);
+    }
+    let opens = widget
+        .driver()
+        .take_recorded()
+        .into_iter()
+        .filter(|c| matches!(c, Command::OpenSocket(_)))
+        .count();
+    assert_eq!(opens, 1);
+    widget.unmount();
+}
