@@ -1095,7 +1095,6 @@ impl Session {
     /// switches and the subscription ends.
     fn finish(&mut self, id: &OperationId) {
         self.end_round(id);
-        let socket = self.socket;
         let Some(op) = self.find_mut(id) else { return };
         op.finished = true;
         op.cancel_requested = false;
