@@ -31,5 +31,6 @@ step "core purity" core_is_pure
 step "clippy (host)" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32)" cargo clippy -p optrail --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 step "widget build (trunk, release)" scripts/build-web.sh
+step "server binary (for the end-to-end tests)" cargo build -p optrail-server --locked
 step "native tests (core, server, end-to-end)" cargo test --workspace --locked
 step "widget tests (wasm-bindgen-test, headless Chromium)" cargo test -p optrail --target wasm32-unknown-unknown --locked
