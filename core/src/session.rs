@@ -629,17 +629,19 @@ impl Session {
         if self.current_socket() != Some(id) {
             return;
         }
-        if let Socket::Open { opened_at, .. } = self.socket
-            && now.0 - opened_at.0 >= self.options.healthy_after_ms as i64
-        {
-            self.backoff.reset();
-        }
-        self.lost_socket(now);
+        self.lost_socket(now, now);
     }
 
     /// The current socket is gone (closed, or declared dead). The only path
-    /// that schedules a reconnect.
-    fn lost_socket(&mut self, now: Timestamp) {
+    /// that schedules a reconnect. `alive_until` is the last instant it was
+    /// known to work: a socket that worked for a while was healthy, however
+    /// it ended, and the next reconnect starts from the shortest delay.
+    fn lost_socket(&mut self, now: Timestamp, alive_until: Timestamp) {
+        if let Socket::Open { opened_at, .. } = self.socket
+            && alive_until.0 - opened_at.0 >= self.options.healthy_after_ms as i64
+        {
+            self.backoff.reset();
+        }
         for op in &mut self.operations {
             op.subscription = Subscription::None;
         }
@@ -678,7 +680,7 @@ impl Session {
             && now.0 - last_frame_at.0 >= self.watchdog_limit()
         {
             self.commands.push_back(Command::CloseSocket(id));
-            self.lost_socket(now);
+            self.lost_socket(now, last_frame_at);
         }
     }
 
@@ -1464,6 +1466,38 @@ mod tests {
             T0 + 60,
         );
         assert_eq!(session.operation(&id).unwrap().log.len(), 1);
+    }
+
+    #[test]
+    fn a_healthy_connection_declared_dead_by_the_watchdog_resets_the_backoff() {
+        let id = OperationId::from("op");
+        let mut session = Session::new(SessionOptions::default(), 1);
+        let track = Input::Track {
+            operation: TrackedOperation::by_id(id),
+            epoch: None,
+        };
+        run(&mut session, track, T0);
+        // Ten failed attempts: the ceiling is at the 20 s cap.
+        let mut now = T0;
+        for attempt in 1..=10 {
+            run(&mut session, Input::SocketClosed(SocketId(attempt)), now);
+            now += 20_000;
+            run(&mut session, Input::TimerFired(Timer::Reconnect), now);
+        }
+        let socket = SocketId(11);
+        run(&mut session, Input::SocketOpened(socket), now);
+        // An hour of life with pings, then silence.
+        let opened = now;
+        while now < opened + 3_600_000 {
+            now += 15_000;
+            run(&mut session, frame(socket, ServerFrame::Ping), now);
+        }
+        now += 30_000;
+        let commands = run(&mut session, Input::TimerFired(Timer::Watchdog), now);
+        let Some(Command::SetTimer { at, .. }) = commands.get(1) else {
+            panic!("a reconnect is scheduled: {commands:?}");
+        };
+        assert!(at.0 - now <= 500, "waited {} ms", at.0 - now);
     }
 
     #[test]
