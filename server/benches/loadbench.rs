@@ -1,1 +1,438 @@
-fn main() {}
+//! Load benchmark of the live channel: N WebSocket subscribers on loopback
+//! while operations emit events. Prints events/s delivered, the delivery
+//! latency (an event's `happenedAt`, stamped just before its transaction,
+//! to the frame's arrival: commit and fan-out included, millisecond
+//! resolution), and SQLite's append rate — next to a one-subscriber
+//! baseline measured in the same run.
+//!
+//! ```text
+//! cargo bench -p optrail-server --bench loadbench -- [--subscribers 1000,10000]
+//!     [--rate 10000] [--per-operation 100] [--seconds 10] [--warmup 2]
+//! ```
+//!
+//! The server runs in a child process (this binary, re-executed with
+//! `--serve`): 10k sockets on each side would not fit one process's
+//! descriptor limit. Only loopback addresses are used; every phase is
+//! bounded in time, and the child exits when this process does.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use optrail_core::{Operation, OperationId, OperationList, Timestamp};
+use serde_json::json;
+use tokio::sync::{Semaphore, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Clone)]
+struct Options {
+    subscribers: Vec<usize>,
+    /// Events delivered per second, summed over all subscribers.
+    rate: f64,
+    per_operation: usize,
+    seconds: f64,
+    warmup: f64,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        serve(args.get(1).expect("--serve DATABASE"));
+        return;
+    }
+    let options = parse(&args);
+    raise_descriptor_limit();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut child = spawn_server(&dir.path().join("bench.db"));
+    let base = read_address(&mut child);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(run(&base, &options));
+    // Closing its stdin stops the server; kill it if it lingers.
+    drop(child.stdin.take());
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn parse(args: &[String]) -> Options {
+    let mut options = Options {
+        subscribers: vec![1000, 10_000],
+        rate: 10_000.0,
+        per_operation: 100,
+        seconds: 10.0,
+        warmup: 2.0,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--subscribers" => {
+                options.subscribers = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--subscribers N[,N…]"))
+                    .collect();
+            }
+            "--rate" => options.rate = value.parse().expect("--rate EVENTS_PER_S"),
+            "--per-operation" => options.per_operation = value.parse().expect("--per-operation N"),
+            "--seconds" => options.seconds = value.parse().expect("--seconds S"),
+            "--warmup" => options.warmup = value.parse().expect("--warmup S"),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    options.seconds = options.seconds.clamp(1.0, 60.0);
+    options
+}
+
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+// ----- the server, in the child -------------------------------------------
+
+fn serve(database: &str) {
+    raise_descriptor_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut config = optrail_server::Config::new(database);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.limits.starts_per_minute = 1_000_000;
+        let server = optrail_server::serve(config)
+            .await
+            .expect("the server starts");
+        println!("listening on {}", server.url());
+        std::io::stdout().flush().ok();
+        // Runs until the parent closes stdin (or dies).
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .ok();
+        server.shutdown().await;
+    });
+}
+
+fn spawn_server(database: &std::path::Path) -> Child {
+    Command::new(std::env::current_exe().expect("this binary"))
+        .arg("--serve")
+        .arg(database)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server process starts")
+}
+
+fn read_address(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the server's first line");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned()
+}
+
+// ----- the clients ---------------------------------------------------------
+
+struct Scenario {
+    name: String,
+    subscribers: usize,
+    operations: usize,
+    step_ms: u64,
+}
+
+async fn run(base: &str, options: &Options) {
+    let http = reqwest::Client::new();
+    println!("server: {base} (child process); client: this process; 2 cores shared");
+    append_rate(&http, base, 1).await;
+    append_rate(&http, base, 8).await;
+    let mut scenarios = vec![Scenario {
+        name: "baseline".into(),
+        subscribers: 1,
+        operations: 1,
+        step_ms: 100,
+    }];
+    for &n in &options.subscribers {
+        let operations = n.div_ceil(options.per_operation.max(1));
+        // Each subscriber receives rate / n events per second.
+        let step_ms = (1000.0 * n as f64 / options.rate).round().max(1.0) as u64;
+        scenarios.push(Scenario {
+            name: format!("{n} subscribers"),
+            subscribers: n,
+            operations,
+            step_ms,
+        });
+    }
+    for scenario in &scenarios {
+        load(&http, base, options, scenario).await;
+    }
+}
+
+async fn start(http: &reqwest::Client, base: &str, step_ms: u64) -> Operation {
+    http.post(format!("{base}/operations"))
+        .json(&json!({"kind": "payment", "params": {
+            "amount": 1, "description": "bench", "stepMs": step_ms,
+            "steps": 10_000, "failureRate": 0
+        }}))
+        .send()
+        .await
+        .expect("POST /operations")
+        .json()
+        .await
+        .expect("an operation")
+}
+
+async fn cancel(http: &reqwest::Client, base: &str, ids: &[OperationId]) {
+    for id in ids {
+        let _ = http.delete(format!("{base}/operations/{id}")).send().await;
+    }
+}
+
+/// The sum of the heads of `ids`.
+async fn heads(http: &reqwest::Client, base: &str, ids: &[OperationId]) -> u64 {
+    let mut total = 0;
+    let mut before: Option<String> = None;
+    let wanted: std::collections::HashSet<&OperationId> = ids.iter().collect();
+    loop {
+        let mut url = format!("{base}/operations?limit=100");
+        if let Some(cursor) = &before {
+            url.push_str(&format!("&before={cursor}"));
+        }
+        let list: OperationList = http
+            .get(url)
+            .send()
+            .await
+            .expect("GET /operations")
+            .json()
+            .await
+            .expect("a list");
+        total += list
+            .operations
+            .iter()
+            .filter(|o| wanted.contains(&o.id))
+            .map(|o| o.head.0)
+            .sum::<u64>();
+        match list.next_before {
+            Some(cursor) => before = Some(cursor),
+            None => return total,
+        }
+    }
+}
+
+/// Appends as fast as the runner goes (`stepMs` 0), nobody subscribed.
+async fn append_rate(http: &reqwest::Client, base: &str, operations: usize) {
+    let mut ids = Vec::new();
+    for _ in 0..operations {
+        ids.push(start(http, base, 0).await.id);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from = heads(http, base, &ids).await;
+    let began = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let to = heads(http, base, &ids).await;
+    let elapsed = began.elapsed().as_secs_f64();
+    cancel(http, base, &ids).await;
+    println!(
+        "SQLite appends, stepMs 0, no subscribers, {operations} operation(s): {:.0} events/s",
+        (to - from) as f64 / elapsed
+    );
+}
+
+#[derive(Default)]
+struct ClientReport {
+    latencies_us: Vec<u32>,
+    gaps: u64,
+    disconnected: bool,
+}
+
+async fn load(http: &reqwest::Client, base: &str, options: &Options, scenario: &Scenario) {
+    // Operations, started evenly over one step so their events interleave.
+    let mut ids = Vec::new();
+    let stagger = Duration::from_millis(scenario.step_ms) / scenario.operations.max(1) as u32;
+    for _ in 0..scenario.operations {
+        ids.push(start(http, base, scenario.step_ms).await.id);
+        tokio::time::sleep(stagger).await;
+    }
+    let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (window_tx, window_rx) = watch::channel(None::<(i64, i64)>);
+    let subscribed = Arc::new(AtomicUsize::new(0));
+    let connecting = Arc::new(Semaphore::new(200));
+    let mut clients = Vec::with_capacity(scenario.subscribers);
+    let setup = Instant::now();
+    for i in 0..scenario.subscribers {
+        let id = ids[i % ids.len()].clone();
+        let url = ws_url.clone();
+        let stop = stop_rx.clone();
+        let window = window_rx.clone();
+        let subscribed = subscribed.clone();
+        let connecting = connecting.clone();
+        clients.push(tokio::spawn(async move {
+            client(url, id, stop, window, subscribed, connecting).await
+        }));
+    }
+    while subscribed.load(Ordering::Relaxed) < scenario.subscribers {
+        if setup.elapsed() > Duration::from_secs(120) {
+            panic!(
+                "only {} of {} subscribed after 2 minutes",
+                subscribed.load(Ordering::Relaxed),
+                scenario.subscribers
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let setup = setup.elapsed();
+    tokio::time::sleep(Duration::from_secs_f64(options.warmup)).await;
+    let from_head = heads(http, base, &ids).await;
+    let began = now_us();
+    let measured = Instant::now();
+    let _ = window_tx.send(Some((began, began + (options.seconds * 1e6) as i64)));
+    tokio::time::sleep(Duration::from_secs_f64(options.seconds)).await;
+    let elapsed = measured.elapsed().as_secs_f64();
+    let to_head = heads(http, base, &ids).await;
+    let _ = stop_tx.send(true);
+    let mut latencies: Vec<u32> = Vec::new();
+    let (mut gaps, mut disconnected) = (0, 0);
+    for client in clients {
+        let report = client.await.unwrap_or_default();
+        latencies.extend(report.latencies_us);
+        gaps += report.gaps;
+        disconnected += usize::from(report.disconnected);
+    }
+    cancel(http, base, &ids).await;
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let at = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        f64::from(latencies[at]) / 1000.0
+    };
+    println!(
+        "{}: {} subscribers on {} operations (stepMs {}), {:.1} s to connect and subscribe",
+        scenario.name,
+        scenario.subscribers,
+        scenario.operations,
+        scenario.step_ms,
+        setup.as_secs_f64()
+    );
+    println!(
+        "  delivered {:.0} events/s ({} in {:.1} s); appends {:.0} events/s; gaps {gaps}; dropped connections {disconnected}",
+        latencies.len() as f64 / options.seconds,
+        latencies.len(),
+        options.seconds,
+        (to_head - from_head) as f64 / elapsed,
+    );
+    println!(
+        "  latency happenedAt → received: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+}
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// One subscriber: connect, subscribe, then record each pushed event's
+/// latency while the measuring window is open. Answers pings.
+async fn client(
+    url: String,
+    id: OperationId,
+    mut stop: watch::Receiver<bool>,
+    window: watch::Receiver<Option<(i64, i64)>>,
+    subscribed: Arc<AtomicUsize>,
+    connecting: Arc<Semaphore>,
+) -> ClientReport {
+    let mut report = ClientReport::default();
+    let permit = connecting.acquire_owned().await;
+    let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
+        Ok(pair) => pair,
+        Err(e) => panic!("connect: {e}"),
+    };
+    let subscribe = json!({"type": "subscribe", "operationId": id, "after": 0}).to_string();
+    ws.send(Message::text(subscribe)).await.expect("subscribe");
+    drop(permit);
+    let mut last_seq: Option<u64> = None;
+    loop {
+        let message = tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            message = ws.next() => message,
+        };
+        let Some(Ok(message)) = message else {
+            report.disconnected = true;
+            break;
+        };
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let received = now_us();
+        let text = text.as_str();
+        if text.starts_with(r#"{"type":"event""#) {
+            let (Some(seq), Some(at)) = (field_u64(text, "\"seq\":"), happened_at_us(text)) else {
+                continue;
+            };
+            if let Some(last) = last_seq
+                && seq != last + 1
+            {
+                report.gaps += 1;
+            }
+            last_seq = Some(seq);
+            if let Some((from, to)) = *window.borrow()
+                && (from..to).contains(&received)
+            {
+                report
+                    .latencies_us
+                    .push(u32::try_from((received - at).max(0)).unwrap_or(u32::MAX));
+            }
+        } else if text.starts_with(r#"{"type":"subscribed""#) {
+            last_seq = field_u64(text, "\"head\":");
+            subscribed.fetch_add(1, Ordering::Relaxed);
+        } else if text.starts_with(r#"{"type":"ping""#) {
+            let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+        }
+    }
+    let _ = ws.close(None).await;
+    report
+}
+
+fn field_u64(text: &str, key: &str) -> Option<u64> {
+    let rest = &text[text.find(key)? + key.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn happened_at_us(text: &str) -> Option<i64> {
+    let key = "\"happenedAt\":\"";
+    let rest = &text[text.find(key)? + key.len()..];
+    let value = &rest[..rest.find('"')?];
+    Timestamp::parse(value).ok().map(|t| t.millis() * 1000)
+}

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -132,6 +133,10 @@ pub async fn serve(config: Config) -> Result<Server, Error> {
     let service = app
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
+    // Pushes are small frames that must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, service)
             .with_graceful_shutdown(async move {

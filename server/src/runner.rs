@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use optrail_core::{EventId, EventType, Operation, OperationId, Seq, Timestamp};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use crate::bus::{Bus, Published};
 use crate::error::Error;
@@ -172,12 +173,25 @@ impl Runner {
 
     async fn drive(self: Arc<Self>, id: OperationId, run: Arc<Run>, mut head: Seq) {
         let pause = Duration::from_millis(run.script.params().timing.step_ms);
-        let mut first = head == Seq::ZERO;
+        // Events are due every `pause` from the first one, so the rate does
+        // not drift with the time each step takes; a run that fell behind
+        // (a stall, a restart) starts over from now instead of bursting.
+        let mut due = Instant::now();
+        if head != Seq::ZERO {
+            due += pause;
+        }
         while let Some(step) = run.script.step(head.0) {
-            if !first {
-                tokio::time::sleep(pause).await;
+            if pause.is_zero() {
+                // A zero sleep still waits for the timer's next tick (1 ms).
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep_until(due).await;
+                due += pause;
+                let now = Instant::now();
+                if due + pause < now {
+                    due = now;
+                }
             }
-            first = false;
             let guard = run.lock.lock().await;
             match self.store.append(&id, draft(step)).await {
                 Ok(appended) => {
@@ -202,7 +216,7 @@ impl Runner {
                         Ok(None) => break,
                         Err(_) => {}
                     }
-                    first = true; // the retry already waited
+                    due = Instant::now();
                 }
             }
         }
