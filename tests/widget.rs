@@ -56,6 +56,18 @@ fn event(seq: u64, kind: &str, message: &str) -> Event {
     }
 }
 
+fn page(events: Vec<Event>, head: u64) -> EventsPage {
+    EventsPage {
+        operation_id: OperationId(OP.into()),
+        kind: "payment".into(),
+        epoch: Epoch(1),
+        head: Seq(head),
+        status: Status::Running,
+        events,
+        has_more: false,
+    }
+}
+
 fn frame(value: serde_json::Value) -> String {
     value.to_string()
 }
@@ -101,20 +113,23 @@ async fn follow(widget: &Widget, host: &HtmlElement, history: Vec<Event>, head: 
     let request = fetch_request(widget);
     driver.input(Input::HistoryReceived {
         request,
-        page: EventsPage {
-            operation_id: OperationId(OP.into()),
-            kind: "payment".into(),
-            epoch: Epoch(1),
-            head: Seq(head),
-            status: Status::Running,
-            events: history,
-            has_more: false,
-        },
+        page: page(history, head),
     });
     settle().await;
     select_operation(host);
     settle().await;
     socket
+}
+
+/// [`follow`] with one `ProcessingStarted` event in the history.
+async fn follow_started(widget: &Widget, host: &HtmlElement) -> SocketId {
+    follow(
+        widget,
+        host,
+        vec![event(1, "ProcessingStarted", "started")],
+        1,
+    )
+    .await
 }
 
 fn fetch_request(widget: &Widget) -> RequestId {
@@ -174,15 +189,7 @@ async fn history_and_live_events_render_once_in_seq_order() {
     let gap = fetch_request(&widget);
     widget.driver().input(Input::HistoryReceived {
         request: gap,
-        page: EventsPage {
-            operation_id: OperationId(OP.into()),
-            kind: "payment".into(),
-            epoch: Epoch(1),
-            head: Seq(4),
-            status: Status::Running,
-            events: vec![event(2, "FraudCheckStarted", "fraud check")],
-            has_more: false,
-        },
+        page: page(vec![event(2, "FraudCheckStarted", "fraud check")], 4),
     });
     settle().await;
     let seqs: Vec<_> = {
@@ -222,13 +229,7 @@ async fn history_and_live_events_render_once_in_seq_order() {
 #[wasm_bindgen_test]
 async fn terminal_event_switches_to_the_succeeded_view_and_unsubscribes() {
     let (widget, host) = widget_in("t-succeeded");
-    let socket = follow(
-        &widget,
-        &host,
-        vec![event(1, "ProcessingStarted", "started")],
-        1,
-    )
-    .await;
+    let socket = follow_started(&widget, &host).await;
     assert!(host.query_selector(".optrail-cancel").unwrap().is_some());
     push(
         &widget,
@@ -263,13 +264,7 @@ async fn terminal_event_switches_to_the_succeeded_view_and_unsubscribes() {
 #[wasm_bindgen_test]
 async fn failed_view_shows_the_reason_and_offers_retry() {
     let (widget, host) = widget_in("t-failed");
-    let socket = follow(
-        &widget,
-        &host,
-        vec![event(1, "ProcessingStarted", "started")],
-        1,
-    )
-    .await;
+    let socket = follow_started(&widget, &host).await;
     push(&widget, socket, event(2, "PaymentFailed", "Payment failed"));
     settle().await;
     assert_eq!(

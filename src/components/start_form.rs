@@ -87,14 +87,7 @@ pub fn StartForm() -> impl IntoView {
         <form class="optrail-form" on:submit=submit aria-label="Start an operation">
             <label class="optrail-field">
                 <span class="optrail-label">"Kind"</span>
-                <select
-                    class="optrail-input optrail-kind"
-                    on:change=move |ev| kind.set(event_target_value(&ev))
-                    prop:value=move || kind.get()
-                >
-                    <option value="payment">"Payment"</option>
-                    <option value="vm">"Virtual machine"</option>
-                </select>
+                {select_input(kind, "optrail-kind", &[("payment", "Payment"), ("vm", "Virtual machine")])}
             </label>
             <Show
                 when=move || kind.get() == "payment"
@@ -102,15 +95,7 @@ pub fn StartForm() -> impl IntoView {
                     {text_input("Name", name, "text")}
                     <label class="optrail-field">
                         <span class="optrail-label">"Size"</span>
-                        <select
-                            class="optrail-input"
-                            on:change=move |ev| size.set(event_target_value(&ev))
-                            prop:value=move || size.get()
-                        >
-                            <option value="small">"Small"</option>
-                            <option value="medium">"Medium"</option>
-                            <option value="large">"Large"</option>
-                        </select>
+                        {select_input(size, "", &[("small", "Small"), ("medium", "Medium"), ("large", "Large")])}
                     </label>
                 }
             >
@@ -129,5 +114,25 @@ pub fn StartForm() -> impl IntoView {
             </button>
             <p class="optrail-form-error" role="alert">{move || error.get()}</p>
         </form>
+    }
+}
+
+/// A `<select>` bound to `signal`.
+fn select_input(
+    signal: RwSignal<String>,
+    class: &'static str,
+    options: &'static [(&'static str, &'static str)],
+) -> impl IntoView {
+    view! {
+        <select
+            class=format!("optrail-input {class}")
+            on:change=move |ev| signal.set(event_target_value(&ev))
+            prop:value=move || signal.get()
+        >
+            {options
+                .iter()
+                .map(|(value, label)| view! { <option value=*value>{*label}</option> })
+                .collect::<Vec<_>>()}
+        </select>
     }
 }
