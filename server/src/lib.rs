@@ -161,11 +161,13 @@ impl Server {
         self.app.state()
     }
 
-    /// Stops accepting, closes live connections, lets in-flight requests
-    /// finish (up to 10 s), stops the runs between two steps and closes the
+    /// Stops accepting, closes live connections, stops the runs between two
+    /// steps, lets in-flight requests finish (up to 10 s) and closes the
     /// database.
     pub async fn shutdown(self) {
         let _ = self.app.shutdown.send(true);
+        // Runs first: nothing more is appended while requests drain.
+        self.app.state.runner.stop().await;
         let mut task = self.task;
         match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
             Ok(Ok(Ok(()))) => {}

@@ -11,7 +11,7 @@ use serde_json::json;
 const STEPS: u64 = 100;
 
 fn slow_payment() -> serde_json::Value {
-    json!({"amount": 7, "description": "restart", "stepMs": 5, "steps": STEPS, "failureRate": 0})
+    json!({"amount": 7, "description": "restart", "stepMs": 10, "steps": STEPS, "failureRate": 0})
 }
 
 #[tokio::test]
