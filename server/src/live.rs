@@ -117,7 +117,11 @@ impl Connection {
     async fn received(&mut self, message: Message) -> Flow {
         match message {
             Message::Text(text) => self.text(text.as_str()).await,
-            Message::Binary(_) => {
+            Message::Binary(bytes) => {
+                let limit = self.app.config.limits.frame_bytes;
+                if bytes.len() > limit {
+                    return self.too_large(bytes.len(), limit).await;
+                }
                 let error = Error::InvalidJson("frames must be JSON text, not binary".into());
                 self.refuse(None, &error).await
             }
@@ -129,14 +133,7 @@ impl Connection {
     async fn text(&mut self, text: &str) -> Flow {
         let limit = self.app.config.limits.frame_bytes;
         if text.len() > limit {
-            let error = Error::FrameTooLarge {
-                size: text.len(),
-                limit,
-            };
-            return match self.refuse(None, &error).await {
-                Flow::Continue => Flow::Close(close_code::SIZE, "frame too large"),
-                other => other,
-            };
+            return self.too_large(text.len(), limit).await;
         }
         let value: Value = match serde_json::from_str(text) {
             Ok(value) => value,
@@ -166,6 +163,17 @@ impl Connection {
                     Error::InvalidJson("a frame is a JSON object with a string \"type\"".into());
                 self.refuse(operation, &error).await
             }
+        }
+    }
+
+    /// `frame_too_large`, then the socket closes.
+    async fn too_large(&mut self, size: usize, limit: usize) -> Flow {
+        match self
+            .refuse(None, &Error::FrameTooLarge { size, limit })
+            .await
+        {
+            Flow::Continue => Flow::Close(close_code::SIZE, "frame too large"),
+            other => other,
         }
     }
 

@@ -61,6 +61,13 @@ async fn main() -> ExitCode {
         },
     };
     let database = config.database.clone();
+    let stopped = match stop_signal() {
+        Ok(stopped) => stopped,
+        Err(e) => {
+            eprintln!("optrail-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match optrail_server::serve(config).await {
         Ok(server) => server,
         Err(e) => {
@@ -72,31 +79,33 @@ async fn main() -> ExitCode {
     println!("listening on {}", server.url());
     tracing::info!(url = %server.url(), database = %database.display(), "started");
 
-    stop_signal().await;
+    stopped.await;
     tracing::info!("stopping");
     server.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when
+/// this is called, not when it is first polled, so a signal that arrives
+/// right after the URL is printed still stops the server gracefully.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => std::future::pending().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

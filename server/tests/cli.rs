@@ -1,0 +1,81 @@
+//! The binary: flags, the printed URL, the database it creates, and a
+//! graceful stop on SIGTERM and SIGINT.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+fn start(args: &[&str], env: &[(&str, &std::path::Path)]) -> (Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_optrail-server"));
+    command
+        .args(["--listen", "127.0.0.1:0", "--ping-interval-ms", "500"])
+        .args(args)
+        .env_remove("OPTRAIL_DATABASE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the server starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+fn stop(mut child: Child, signal: Signal) {
+    kill_process(Pid::from_child(&child), signal).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "still running after the signal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn healthy(url: &str) {
+    let response = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_url_creates_its_database_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("nested/optrail.db");
+    let (child, url) = start(&["--database", database.to_str().unwrap()], &[]);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    healthy(&url).await;
+    assert!(database.is_file());
+    stop(child, Signal::TERM);
+}
+
+#[tokio::test]
+async fn the_database_can_come_from_optrail_database_and_sigint_stops_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("from-env.db");
+    let (child, url) = start(&[], &[("OPTRAIL_DATABASE", &database)]);
+    healthy(&url).await;
+    assert!(database.is_file());
+    stop(child, Signal::INT);
+}
+
+#[test]
+fn bad_flags_are_refused_with_usage() {
+    let output = Command::new(env!("CARGO_BIN_EXE_optrail-server"))
+        .args(["--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
+}
