@@ -58,13 +58,13 @@ pub fn mount(element: web_sys::HtmlElement, config: Config) -> Widget {
 }
 
 /// Runs when the wasm loads: mounts the standalone app where the page asks
-/// for it (`<div id="optrail-app">`); host pages mount explicitly instead.
+/// for it (`<div data-optrail-app>`); host pages mount explicitly instead.
 #[wasm_bindgen(start)]
 pub fn on_load() {
     crate::js::register_custom_element();
     let Some(element) = web_sys::window()
         .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id("optrail-app"))
+        .and_then(|d| d.query_selector("[data-optrail-app]").ok().flatten())
         .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
     else {
         return;

@@ -23,6 +23,7 @@ pub mod page;
 pub mod process;
 pub mod proxy;
 pub mod scenario;
+pub mod seed_backend;
 pub mod server;
 pub mod workspace;
 

@@ -442,6 +442,10 @@ fn check_timeline(detail: &Detail) -> Result<()> {
             )));
         }
         let Some(seq) = event.seq else {
+            // Compat mode: a seed backend gives no seqs at all.
+            if detail.events.iter().all(|e| e.seq.is_none()) {
+                continue;
+            }
             return Err(Failure::new(format!(
                 "operation {} shows event {} without a seq",
                 detail.id, event.id
