@@ -206,6 +206,21 @@ pub enum Recovery {
     Refetched { total: usize },
 }
 
+impl Recovery {
+    /// The same finding with `total` events here now. Events pushed after a
+    /// catch-up arrive in order (a gap starts a new catch-up), so they count
+    /// as "here, none missed" too: `total` is always what the log holds,
+    /// never the size it had when the catch-up ended.
+    fn with_total(self, total: usize) -> Self {
+        match self {
+            Recovery::CatchingUp => Recovery::CatchingUp,
+            Recovery::Complete { .. } => Recovery::Complete { total },
+            Recovery::Replayed { missed, .. } => Recovery::Replayed { missed, total },
+            Recovery::Refetched { .. } => Recovery::Refetched { total },
+        }
+    }
+}
+
 /// Something wrong with one operation, in words the UI can show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -1151,7 +1166,7 @@ fn view(op: &OperationState) -> OperationView<'_> {
         log: &op.log,
         status,
         progress: op.log.progress(),
-        recovery: op.recovery,
+        recovery: op.recovery.with_total(op.log.len()),
         problem: op.problem.as_ref(),
         epoch: op.epoch,
         head: op.head,
@@ -1214,6 +1229,20 @@ mod tests {
         };
         run(&mut session, frame(socket, subscribed), T0);
         (session, socket)
+    }
+
+    #[test]
+    fn events_pushed_after_the_catch_up_count_in_its_total() {
+        let id = OperationId::from("a");
+        let (mut session, socket) = live(&id, 0);
+        let recovery = |session: &Session| session.operation(&id).unwrap().recovery;
+        assert_eq!(recovery(&session), Recovery::Complete { total: 0 });
+        for seq in 1..=3 {
+            let at = T0 + seq as i64;
+            run(&mut session, push(socket, &id, seq, "ProgressUpdated"), at);
+        }
+        // Not "all 0 events" next to three shown.
+        assert_eq!(recovery(&session), Recovery::Complete { total: 3 });
     }
 
     #[test]
