@@ -70,7 +70,27 @@ pub async fn settles_like_server(
         )));
     }
     never_showed_anything_else(widget, id, &expected)?;
+    recovery_counts_what_is_shown(id, &detail)?;
     Ok((status, events, detail))
+}
+
+/// The recovery line ("All 10 events, none missed", "Replayed 4 missed
+/// events · all 10 here") counts the events the timeline shows.
+fn recovery_counts_what_is_shown(id: &OperationId, detail: &Detail) -> Result<()> {
+    let text = detail.recovery.to_lowercase();
+    let counted = text
+        .split("all ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse::<usize>().ok());
+    match counted {
+        Some(n) if n != detail.events.len() => Err(Failure::new(format!(
+            "operation {id}: the recovery line says {:?} next to {} events shown",
+            detail.recovery,
+            detail.events.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Every reading of `id`'s timeline was a part of the server's log, in its
