@@ -373,6 +373,9 @@ impl Widget {
             .find(Locator::XPath(&xpath))
             .await
             .context(format_args!("finding the {label:?} input"))?;
+        if input.prop("value").await?.as_deref() == Some(value) {
+            return Ok(());
+        }
         input
             .clear()
             .await

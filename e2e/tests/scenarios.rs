@@ -123,26 +123,27 @@ async fn reload_mid_operation_resumes_without_missing_or_doubling_events() {
         widget.open("/").await?;
         let id = widget
             .start_payment(&PaymentForm {
-                step_ms: 300,
+                step_ms: 400,
                 ..PaymentForm::default()
             })
             .await?;
         let before = mid_operation(&widget, &s.server, &id, 3).await?;
         widget.reload().await?;
-        let after = widget
+        widget
             .wait_detail(&id, "the reloaded page to show the operation again", |_| {
                 true
             })
             .await?;
+        let now = s.server.operation(&id).await?.status;
+        ensure!(
+            !now.is_terminal(),
+            "the operation ended ({now:?}) before the page was back; make it slower"
+        );
         let (status, events, _) = settles_like_server(&widget, &s.server, &id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
         ensure!(
             events.len() > before.events.len(),
             "no event happened after the reload, so nothing was resumed"
-        );
-        ensure!(
-            after.events.len() < events.len(),
-            "the reloaded page showed everything at once; it never resumed live"
         );
         widget.wait_connection("idle", patience()).await?;
         Ok(())
@@ -174,6 +175,14 @@ async fn server_killed_mid_operation_shows_reconnecting_then_catches_up_after_re
             "with the server down the indicator reads {:?}",
             view.connection
         );
+        // Starting another meanwhile fails in words, and adds nothing.
+        match widget.start_payment(&PaymentForm::default()).await {
+            Ok(other) => bail!("started {other} with the server down"),
+            Err(e) => ensure!(
+                e.message().contains("Couldn't reach the server"),
+                "starting with the server down: {e}"
+            ),
+        }
         s.server.restart().await?;
         let (status, events, _) = settles_like_server(&widget, &s.server, &id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
@@ -261,7 +270,7 @@ async fn three_operations_share_one_socket_and_canceling_one_leaves_the_others_t
             let id = widget
                 .start_payment(&PaymentForm {
                     description: description.into(),
-                    step_ms: 400,
+                    step_ms: 600,
                     ..PaymentForm::default()
                 })
                 .await?;
@@ -314,10 +323,6 @@ async fn three_operations_share_one_socket_and_canceling_one_leaves_the_others_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_link_in_a_fresh_profile_shows_the_operation_live_and_a_finished_one_whole() {
     Scenario::run("deep_link_fresh_profile", async |s| {
-        let running = s
-            .server
-            .start_operation("payment", payment("deep link", 150, 8))
-            .await?;
         let widget = s.browser().await?;
         // Same origin, but no widget on this page: nothing stored yet.
         widget
@@ -333,9 +338,15 @@ async fn deep_link_in_a_fresh_profile_shows_the_operation_live_and_a_finished_on
             "a fresh profile has {stored} stored keys"
         );
 
+        let running = s
+            .server
+            .start_operation("payment", payment("deep link", 300, 10))
+            .await?;
         widget
             .open(&format!("/#/operations/{}", running.id))
             .await?;
+        // Shown while it runs, not only once it is over.
+        mid_operation(&widget, &s.server, &running.id, 1).await?;
         let view = widget
             .wait("the deep-linked operation to be listed", patience(), |v| {
                 !v.list.is_empty()
@@ -349,10 +360,11 @@ async fn deep_link_in_a_fresh_profile_shows_the_operation_live_and_a_finished_on
         let (status, _, _) = settles_like_server(&widget, &s.server, &running.id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
 
-        // A deep link to an operation that finished before it was opened.
+        // A deep link to an operation that finished before it was opened,
+        // with more events than one history page holds.
         let finished = s
             .server
-            .start_operation("payment", payment("already done", 0, 3))
+            .start_operation("payment", payment("already done", 0, 1_100))
             .await?;
         s.server
             .finished(&finished.id, optrail_e2e::check::RUN_LIMIT)
@@ -363,6 +375,10 @@ async fn deep_link_in_a_fresh_profile_shows_the_operation_live_and_a_finished_on
         let (status, _, _) = settles_like_server(&widget, &s.server, &finished.id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
         let view = widget.view().await?;
+        ensure!(
+            view.detail.is_some_and(|d| d.events.len() > 1_100),
+            "the finished operation is not shown whole"
+        );
         ensure!(
             view.list.len() == 2,
             "after two deep links the list shows {:?}",
@@ -381,7 +397,7 @@ async fn two_windows_on_the_same_operation_agree_and_a_cancel_in_one_shows_in_bo
         first.open("/").await?;
         let id = first
             .start_payment(&PaymentForm {
-                step_ms: 300,
+                step_ms: 500,
                 ..PaymentForm::default()
             })
             .await?;
