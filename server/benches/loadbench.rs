@@ -26,6 +26,7 @@ use optrail_core::{Operation, OperationId, OperationList, Timestamp};
 use serde_json::json;
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -55,7 +56,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(run(&base, &options));
+    runtime.block_on(run(&base, &options, child.id()));
     // Closing its stdin stops the server; kill it if it lingers.
     drop(child.stdin.take());
     std::thread::sleep(Duration::from_millis(500));
@@ -162,9 +163,14 @@ struct Scenario {
     step_ms: u64,
 }
 
-async fn run(base: &str, options: &Options) {
+async fn run(base: &str, options: &Options, server_pid: u32) {
     let http = reqwest::Client::new();
-    println!("server: {base} (child process); client: this process; 2 cores shared");
+    println!(
+        "server: {base} (child process); clients: this process; load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     append_rate(&http, base, 1).await;
     append_rate(&http, base, 8).await;
     let mut scenarios = vec![Scenario {
@@ -185,7 +191,7 @@ async fn run(base: &str, options: &Options) {
         });
     }
     for scenario in &scenarios {
-        load(&http, base, options, scenario).await;
+        load(&http, base, options, scenario, server_pid).await;
     }
 }
 
@@ -266,7 +272,13 @@ struct ClientReport {
     disconnected: bool,
 }
 
-async fn load(http: &reqwest::Client, base: &str, options: &Options, scenario: &Scenario) {
+async fn load(
+    http: &reqwest::Client,
+    base: &str,
+    options: &Options,
+    scenario: &Scenario,
+    server_pid: u32,
+) {
     // Operations, started evenly over one step so their events interleave.
     let mut ids = Vec::new();
     let stagger = Duration::from_millis(scenario.step_ms) / scenario.operations.max(1) as u32;
@@ -311,6 +323,17 @@ async fn load(http: &reqwest::Client, base: &str, options: &Options, scenario: &
     tokio::time::sleep(Duration::from_secs_f64(options.seconds)).await;
     let elapsed = measured.elapsed().as_secs_f64();
     let to_head = heads(http, base, &ids).await;
+    let memory = format!(
+        "resident memory: server {} MiB, clients {} MiB; load average {}",
+        rss_mib(&server_pid.to_string()),
+        rss_mib("self"),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let _ = stop_tx.send(true);
     let mut latencies: Vec<u32> = Vec::new();
     let (mut gaps, mut disconnected) = (0, 0);
@@ -351,6 +374,16 @@ async fn load(http: &reqwest::Client, base: &str, options: &Options, scenario: &
         pct(0.99),
         pct(1.0)
     );
+    println!("  {memory}");
+}
+
+fn rss_mib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
 }
 
 fn now_us() -> i64 {
@@ -372,7 +405,11 @@ async fn client(
 ) -> ClientReport {
     let mut report = ClientReport::default();
     let permit = connecting.acquire_owned().await;
-    let (mut ws, _) = match tokio_tungstenite::connect_async(url.as_str()).await {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024);
+    let connecting = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let (mut ws, _) = match connecting.await {
         Ok(pair) => pair,
         Err(e) => panic!("connect: {e}"),
     };
