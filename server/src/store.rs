@@ -191,26 +191,35 @@ impl Store {
     /// operation's new head and status. Refuses to append after a terminal
     /// event.
     pub async fn append(&self, id: &OperationId, draft: EventDraft) -> Result<Appended, Error> {
-        let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query("SELECT num, head, status, epoch FROM operations WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Err(Error::OperationNotFound(id.clone()));
-        };
-        let num: i64 = row.try_get("num")?;
-        let head = seq_from_sql(row.try_get("head")?)?;
-        let status = parse_status(&row.try_get::<String, _>("status")?)?;
-        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-        if status.is_terminal() {
-            tx.rollback().await?;
-            return Err(Error::OperationFinished(id.clone()));
-        }
-        let seq = head.next();
         let details = serde_json::to_string(&draft.details)
             .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
         let percentage = draft.details.get("percentage").and_then(Value::as_f64);
+        let mut tx = self.writer.begin().await?;
+        // Moving the head first both takes the seq and refuses a finished
+        // operation, in one statement.
+        let moved = sqlx::query(
+            "UPDATE operations
+             SET head = head + 1, status = ?, updated_at = ?,
+                 percent_complete = COALESCE(?, percent_complete)
+             WHERE id = ? AND status IN ('NotStarted', 'Running')
+             RETURNING num, head, epoch",
+        )
+        .bind(status_name(draft.status))
+        .bind(draft.happened_at.millis())
+        .bind(percentage)
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = moved else {
+            tx.rollback().await?;
+            return Err(match self.head(id).await? {
+                Some(_) => Error::OperationFinished(id.clone()),
+                None => Error::OperationNotFound(id.clone()),
+            });
+        };
+        let num: i64 = row.try_get("num")?;
+        let seq = seq_from_sql(row.try_get("head")?)?;
+        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
         sqlx::query(
             "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -222,19 +231,6 @@ impl Store {
         .bind(&draft.message)
         .bind(draft.happened_at.millis())
         .bind(&details)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE operations
-             SET head = ?, status = ?, updated_at = ?,
-                 percent_complete = COALESCE(?, percent_complete)
-             WHERE num = ?",
-        )
-        .bind(seq_to_sql(seq))
-        .bind(status_name(draft.status))
-        .bind(draft.happened_at.millis())
-        .bind(percentage)
-        .bind(num)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
