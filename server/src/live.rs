@@ -29,15 +29,17 @@ pub async fn serve(socket: WebSocket, app: AppState) {
         app,
         socket,
         subscriber: inbox.subscriber,
+        overflow: inbox.overflow,
         subscriptions: HashMap::new(),
     };
-    connection.run(inbox.queue, inbox.overflow).await;
+    connection.run(inbox.queue).await;
 }
 
 struct Connection {
     app: AppState,
     socket: WebSocket,
     subscriber: Subscriber,
+    overflow: Arc<Overflow>,
     /// Subscribed operations, each with the head reported in `subscribed`:
     /// pushes up to it are skipped, the client's history fetch covers them.
     subscriptions: HashMap<OperationId, Seq>,
@@ -64,13 +66,14 @@ enum Input {
 }
 
 impl Connection {
-    async fn run(&mut self, mut queue: mpsc::Receiver<Arc<Published>>, overflow: Arc<Overflow>) {
+    async fn run(&mut self, mut queue: mpsc::Receiver<Arc<Published>>) {
         let interval = self.app.config.ping_interval.max(Duration::from_millis(1));
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let silence = tokio::time::sleep(2 * interval);
         tokio::pin!(silence);
         let mut shutdown = self.app.shutdown.clone();
+        let overflow = self.overflow.clone();
         loop {
             let input = tokio::select! {
                 biased;
@@ -107,7 +110,9 @@ impl Connection {
                         code,
                         reason: Utf8Bytes::from_static(reason),
                     };
-                    let _ = self.socket.send(Message::Close(Some(frame))).await;
+                    // Bounded: a client that is not reading never takes it.
+                    let close = self.socket.send(Message::Close(Some(frame)));
+                    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
                     break;
                 }
             }
@@ -280,10 +285,20 @@ impl Connection {
         self.send_text(Utf8Bytes::from(frame.to_json())).await
     }
 
+    /// Sends one frame. A client that does not take it within two ping
+    /// intervals, or whose queue overflows meanwhile, is dropped without
+    /// further ado: it is not reading, so a close frame would not get
+    /// through either.
     async fn send_text(&mut self, text: Utf8Bytes) -> Flow {
-        match self.socket.send(Message::Text(text)).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
+        let patience = 2 * self.app.config.ping_interval;
+        tokio::select! {
+            sent = tokio::time::timeout(patience, self.socket.send(Message::Text(text))) => {
+                match sent {
+                    Ok(Ok(())) => Flow::Continue,
+                    Ok(Err(_)) | Err(_) => Flow::Stop,
+                }
+            }
+            () = self.overflow.wait() => Flow::Stop,
         }
     }
 }

@@ -400,3 +400,23 @@ async fn many_clients_subscribing_at_random_moments_each_end_with_exactly_the_lo
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_is_cut_off_and_never_slows_the_others() {
+    let (_data, server) = server().await;
+    let operation = server
+        .start_operation(
+            "payment",
+            json!({"amount": 1, "stepMs": 20, "steps": 30, "failureRate": 0}),
+        )
+        .await;
+    // A connection whose queue holds two pushes and is never drained.
+    let bus = &server.server.state().bus;
+    let stuck = bus.connect(2);
+    bus.subscribe(&operation.id, &stuck.subscriber);
+    let (log, _) = follow(&server, operation.id.clone(), Duration::ZERO).await;
+    assert_eq!(log, server.all_events(&operation.id).await);
+    assert!(stuck.overflow.happened(), "the stuck queue overflowed");
+    assert_eq!(bus.subscribers(&operation.id), 0);
+    server.stop().await;
+}
