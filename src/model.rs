@@ -70,7 +70,11 @@ impl OperationRow {
             progress: view.progress,
             events,
             recovery: view.recovery,
-            problem: view.problem.cloned(),
+            // A refused cancel is moot once the operation has ended anyway.
+            problem: view
+                .problem
+                .filter(|p| !(view.finished && matches!(p, Problem::CancelFailed(_))))
+                .cloned(),
             finished: view.finished,
             cancel_requested: view.cancel_requested,
             duplicates_dropped: view.log.duplicates(),
@@ -154,6 +158,17 @@ pub fn duration(ms: i64) -> String {
         return format!("{} min {:02} s", s / 60, s % 60);
     }
     format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+}
+
+impl OperationRow {
+    /// The recovery line, or nothing when there is nothing to recover (the
+    /// server does not know the operation).
+    pub fn recovery_line(&self) -> String {
+        match self.problem {
+            Some(Problem::NotFound) => String::new(),
+            _ => recovery_text(self.recovery),
+        }
+    }
 }
 
 /// The recovery outcome in words.

@@ -45,6 +45,18 @@ pub fn App(ctx: WidgetCtx) -> impl IntoView {
         on_cleanup(move || listener.remove());
         Effect::new(move |_| set_hash(ctx.selected.get().as_ref()));
     }
+    // Forgotten here or in another tab: stop showing it.
+    Effect::new(move |_| {
+        let selected = ctx.selected.get();
+        let gone = selected.as_ref().is_some_and(|id| {
+            ctx.ui
+                .snapshot
+                .with(|s| !s.operations.iter().any(|op| &op.id == id))
+        });
+        if gone {
+            ctx.selected.set(None);
+        }
+    });
     let compact = ctx.view == ViewMode::Compact;
     view! {
         <section class="optrail" class:optrail-compact=compact aria-label="Operations">

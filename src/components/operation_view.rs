@@ -2,7 +2,7 @@ use leptos::prelude::*;
 use optrail_core::{OperationId, Problem, Status};
 
 use super::WidgetCtx;
-use crate::model::{OperationRow, ago, duration, problem_text, recovery_text};
+use crate::model::{OperationRow, ago, duration, problem_text};
 
 /// A status as a colored chip.
 #[component]
@@ -121,7 +121,7 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
                 <p class="optrail-operation-meta">
                     <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
                     <span class="optrail-recovery" role="status">
-                        {move || row.with(|r| r.as_ref().map(|r| recovery_text(r.recovery)).unwrap_or_default())}
+                        {move || row.with(|r| r.as_ref().map(OperationRow::recovery_line).unwrap_or_default())}
                     </span>
                 </p>
                 <Show when=move || row.with(|r| r.as_ref().is_some_and(|r| r.problem.is_some()))>
