@@ -7,9 +7,10 @@
 //! and what to show (progress, terminal status).
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::interpretation::Interpretation;
 use crate::protocol::{Event, EventId, Seq, Status};
@@ -58,11 +59,19 @@ pub struct EventLog {
     order: LogOrder,
     interpretation: Arc<Interpretation>,
     /// Arrival order; the order indexes below point into it.
-    events: Vec<Event>,
+    events: Chunks,
     /// `slots[s - 1]` is `index + 1` of the event with seq `s`, 0 if missing.
     slots: Vec<u32>,
     by_time: BTreeMap<(Timestamp, EventId), u32>,
-    ids: FxHashSet<EventId>,
+    /// The ids held, by a 32-bit hash: the first event with each hash.
+    /// Small fixed-size entries instead of cloned strings (a million ids
+    /// fit in 16 MB, and checking one touches one table slot); a hash match
+    /// is confirmed against the event itself.
+    ids: FxHashMap<u32, u32>,
+    /// Further events whose different ids share a hash (about a hundred
+    /// pairs in a million ids; a hostile backend could force more, and
+    /// still gets the right answer).
+    id_collisions: FxHashMap<u32, Vec<u32>>,
     /// Every seq in `1..=contiguous` is held.
     contiguous: u64,
     max_seq: u64,
@@ -71,6 +80,39 @@ pub struct EventLog {
     /// report does not overwrite a newer one.
     progress: Option<(OrderKey, f64)>,
     terminal: Option<(OrderKey, Status)>,
+}
+
+/// Events in arrival order, in fixed-size chunks: growing never moves the
+/// events already held (a million events are ~150 MB to copy).
+#[derive(Debug, Clone, Default)]
+struct Chunks {
+    chunks: Vec<Vec<Event>>,
+    len: usize,
+}
+
+const CHUNK: usize = 256;
+
+impl Chunks {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn push(&mut self, event: Event) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk").push(event);
+        self.len += 1;
+    }
+
+    fn get(&self, index: u32) -> &Event {
+        let index = index as usize;
+        &self.chunks[index / CHUNK][index % CHUNK]
+    }
 }
 
 /// An event's position in the log's order, comparable across both modes.
@@ -85,10 +127,11 @@ impl EventLog {
         Self {
             order,
             interpretation,
-            events: Vec::new(),
+            events: Chunks::default(),
             slots: Vec::new(),
             by_time: BTreeMap::new(),
-            ids: FxHashSet::default(),
+            ids: FxHashMap::default(),
+            id_collisions: FxHashMap::default(),
             contiguous: 0,
             max_seq: 0,
             duplicates: 0,
@@ -110,13 +153,12 @@ impl EventLog {
             },
             LogOrder::ByTime => OrderKey::Time(event.happened_at, event.id.clone()),
         };
-        if self.ids.contains(&event.id) {
+        let index = u32::try_from(self.events.len()).expect("fewer than 2^32 events");
+        if !self.claim_id(&event.id, index) {
             self.duplicates += 1;
             return Insert::Duplicate;
         }
-        self.ids.insert(event.id.clone());
         self.note_meaning(&key, &event);
-        let index = u32::try_from(self.events.len()).expect("fewer than 2^32 events");
         match key {
             OrderKey::Seq(seq) => self.place_by_seq(seq, index),
             OrderKey::Time(at, id) => {
@@ -125,6 +167,26 @@ impl EventLog {
         }
         self.events.push(event);
         Insert::Added
+    }
+
+    /// Records `id` as held by the event about to be stored at `index`;
+    /// false if an event with that id is held already.
+    fn claim_id(&mut self, id: &EventId, index: u32) -> bool {
+        // The high bits: Fx mixes them best.
+        let hash = (FxBuildHasher.hash_one(id) >> 32) as u32;
+        let first = *self.ids.entry(hash).or_insert(index);
+        if first == index {
+            return true;
+        }
+        if self.events.get(first).id == *id {
+            return false;
+        }
+        let others = self.id_collisions.entry(hash).or_default();
+        if others.iter().any(|&i| self.events.get(i).id == *id) {
+            return false;
+        }
+        others.push(index);
+        true
     }
 
     /// Validates a seq-ordered event's seq and reports a duplicate by seq.
@@ -164,16 +226,19 @@ impl EventLog {
         }
     }
 
+    /// Keeps the newest progress report and the first terminal event in
+    /// order. The cheap position test comes first: out of order, most
+    /// events cannot change either.
     fn note_meaning(&mut self, key: &OrderKey, event: &Event) {
-        if let Some(pct) = self.interpretation.progress_of(event)
-            && self.progress.as_ref().is_none_or(|(k, _)| k < key)
+        if self.progress.as_ref().is_none_or(|(k, _)| k < key)
+            && let Some(pct) = self.interpretation.progress_of(event)
         {
             self.progress = Some((key.clone(), pct));
         }
         // The first terminal event *in order* counts, whichever arrived
         // first, so the status never depends on which path won a race.
-        if let Some(status) = self.interpretation.terminal_status(&event.kind)
-            && self.terminal.as_ref().is_none_or(|(k, _)| key < k)
+        if self.terminal.as_ref().is_none_or(|(k, _)| key < k)
+            && let Some(status) = self.interpretation.terminal_status(&event.kind)
         {
             self.terminal = Some((key.clone(), status));
         }
@@ -192,13 +257,11 @@ impl EventLog {
                 self.slots
                     .iter()
                     .filter(|&&slot| slot != 0)
-                    .map(|&slot| &self.events[(slot - 1) as usize]),
+                    .map(|&slot| self.events.get(slot - 1)),
             ),
-            LogOrder::ByTime => Box::new(
-                self.by_time
-                    .values()
-                    .map(|&index| &self.events[index as usize]),
-            ),
+            LogOrder::ByTime => {
+                Box::new(self.by_time.values().map(|&index| self.events.get(index)))
+            }
         }
     }
 
@@ -300,14 +363,14 @@ impl EventLog {
         match self.order {
             LogOrder::BySeq if self.max_seq > 0 => {
                 let slot = self.slots[(self.max_seq - 1) as usize];
-                Some(&self.events[(slot - 1) as usize])
+                Some(self.events.get(slot - 1))
             }
             LogOrder::BySeq => None,
             LogOrder::ByTime => self
                 .by_time
                 .values()
                 .next_back()
-                .map(|&index| &self.events[index as usize]),
+                .map(|&index| self.events.get(index)),
         }
     }
 
@@ -375,6 +438,32 @@ mod tests {
         assert_eq!(log.status(), Status::Succeeded);
         assert_eq!(log.terminal_seq(), Some(Seq(2)));
         assert!(log.is_complete());
+    }
+
+    #[test]
+    fn ids_that_share_a_hash_are_still_told_apart() {
+        let mut log = log();
+        log.insert(event(1, "ProcessingStarted"));
+        // Pretend "e2" hashes like "e1" (index 0).
+        let e2 = event(2, "ProgressUpdated");
+        log.ids
+            .insert((FxBuildHasher.hash_one(&e2.id) >> 32) as u32, 0);
+        assert_eq!(log.insert(e2.clone()), Insert::Added);
+        let mut again = e2.clone();
+        again.seq = Some(Seq(3));
+        assert_eq!(
+            log.insert(again),
+            Insert::Duplicate,
+            "found among the collisions"
+        );
+        let mut e1_again = event(1, "ProcessingStarted");
+        e1_again.seq = Some(Seq(4));
+        assert_eq!(log.insert(e1_again), Insert::Duplicate);
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            log.iter().map(|e| e.seq.unwrap().0).collect::<Vec<_>>(),
+            [1, 2]
+        );
     }
 
     #[test]
