@@ -51,6 +51,7 @@ fn simulated_schedules_converge_to_the_servers_log() {
     let started = Instant::now();
     let next_seed = AtomicU64::new(first);
     let failed = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
     // Each worker takes the next seed; which worker runs a seed does not
     // matter, since a schedule depends on nothing but its seed.
     let results: Vec<(Stats, Vec<u64>)> = std::thread::scope(|scope| {
@@ -64,11 +65,18 @@ fn simulated_schedules_converge_to_the_servers_log() {
                         if seed >= first + schedules || failed.load(Ordering::Relaxed) >= 5 {
                             break;
                         }
-                        match run_schedule(seed, Knobs::default()) {
+                        let outcome = run_schedule(seed, Knobs::default());
+                        done.fetch_add(1, Ordering::Relaxed);
+                        match outcome {
                             Ok(report) => total.add(&report.stats),
                             Err(failure) => {
                                 eprintln!(
-                                    "seed {seed} failed: {failure}\n  replay: OPTRAIL_SIM_SEED={seed} OPTRAIL_SIM_TRACE=1 cargo test -p optrail-core --test simulation -- simulated_schedules --nocapture"
+                                    "seed {seed} failed after {:.2} s ({} schedules done): {failure}",
+                                    started.elapsed().as_secs_f64(),
+                                    done.load(Ordering::Relaxed),
+                                );
+                                eprintln!(
+                                    "  replay: OPTRAIL_SIM_SEED={seed} OPTRAIL_SIM_TRACE=1 cargo test -p optrail-core --test simulation -- simulated_schedules --nocapture"
                                 );
                                 failures.push(seed);
                                 failed.fetch_add(1, Ordering::Relaxed);
