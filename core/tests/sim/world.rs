@@ -72,6 +72,7 @@ pub struct Stats {
     pub unknown_ops: u64,
     pub slow_subscribe_answers: u64,
     pub replayed_pushes: u64,
+    pub lost_pushes: u64,
     pub virtual_ms: i64,
 }
 
@@ -102,6 +103,7 @@ impl Stats {
             unknown_ops,
             slow_subscribe_answers,
             replayed_pushes,
+            lost_pushes,
             virtual_ms
         );
     }
@@ -242,6 +244,11 @@ pub struct World {
     p_duplicate_page: f64,
     p_slow: f64,
     p_fail_open: f64,
+    /// A push the server drops now and then: the client sees a gap in the
+    /// live seqs. Never the terminal one: a lost final push is invisible to
+    /// any client (which is why the reference server closes an overflowed
+    /// connection instead of skipping).
+    p_lost_push: f64,
     /// Visible-tab timers fire exactly at their instant (legal, and the
     /// edge case for "is it overdue yet?").
     punctual_timers: bool,
@@ -267,6 +274,7 @@ impl World {
         let p_slow = [0.0, 0.05, 0.3][rng.below_or_eq(2) as usize];
         let p_fail_open = [0.0, 0.2, 0.5][rng.below_or_eq(2) as usize];
         let punctual_timers = rng.chance(0.5);
+        let p_lost_push = [0.0, 0.02, 0.1][rng.below_or_eq(2) as usize];
         Self {
             now: T0,
             rng,
@@ -296,6 +304,7 @@ impl World {
             p_slow,
             p_fail_open,
             punctual_timers,
+            p_lost_push,
             knobs,
         }
     }
@@ -621,6 +630,15 @@ impl World {
             if pipe.cut {
                 continue;
             }
+            if matches!(&frame, ServerFrame::Event { event, .. }
+                    if super::server::terminal_status(event.kind.as_str()).is_none())
+                && self.stormy
+                && self.rng.chance(self.p_lost_push)
+            {
+                self.stats.lost_pushes += 1;
+                continue;
+            }
+            let pipe = self.pipes.get_mut(&(incarnation, socket)).expect("pipe");
             let at = (self.now + latency).max(pipe.to_client_last);
             pipe.to_client_last = at;
             let text = frame.to_json();
