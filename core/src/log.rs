@@ -102,7 +102,7 @@ impl Chunks {
     }
 
     fn push(&mut self, event: Event) {
-        if self.len % CHUNK == 0 {
+        if self.len.is_multiple_of(CHUNK) {
             self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks.last_mut().expect("a chunk").push(event);
