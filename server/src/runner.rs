@@ -151,11 +151,6 @@ impl Runner {
         }
     }
 
-    /// How many operations are running now.
-    pub fn running(&self) -> usize {
-        lock(&self.runs).by_id.len()
-    }
-
     fn spawn(self: &Arc<Self>, id: OperationId, script: Script, head: Seq) {
         let mut runs = lock(&self.runs);
         if runs.stopped {

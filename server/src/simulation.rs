@@ -286,10 +286,6 @@ impl Script {
         &self.params
     }
 
-    pub fn worker_id(&self) -> &str {
-        &self.worker_id
-    }
-
     /// Progress updates, plus `Booting` for a VM.
     fn middle_len(params: &Params) -> u64 {
         match params.spec {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use optrail_core::{Event, EventsPage, Operation, OperationId, Seq, ServerFrame, Status};
+use optrail_core::{Event, EventsPage, Operation, OperationId, Seq, ServerFrame};
 use optrail_server::{Config, Server};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -278,8 +278,4 @@ pub fn successful_payment(steps: u64) -> Vec<(String, Option<f64>)> {
     }
     shape.push(("PaymentSucceeded".to_owned(), Some(100.0)));
     shape
-}
-
-pub fn is_terminal(status: Status) -> bool {
-    status.is_terminal()
 }
