@@ -70,11 +70,7 @@ impl OperationRow {
             progress: view.progress,
             events,
             recovery: view.recovery,
-            // A refused cancel is moot once the operation has ended anyway.
-            problem: view
-                .problem
-                .filter(|p| !(view.finished && matches!(p, Problem::CancelFailed(_))))
-                .cloned(),
+            problem: view.problem.cloned(),
             finished: view.finished,
             cancel_requested: view.cancel_requested,
             duplicates_dropped: view.log.duplicates(),

@@ -395,7 +395,8 @@ impl Session {
                     op.cancel_requested = false;
                     // "Not found" is what keeps the session from following
                     // the operation; a failed cancel must not paper over it.
-                    if op.problem != Some(Problem::NotFound) {
+                    // Once it has ended anyway, the refusal is moot.
+                    if op.problem != Some(Problem::NotFound) && !op.finished {
                         op.problem = Some(Problem::CancelFailed(message));
                     }
                 }
@@ -1119,7 +1120,11 @@ impl Session {
         if let Fetch::RetryAt(_) = op.fetch {
             op.fetch = Fetch::Idle;
         }
-        if matches!(op.problem, Some(Problem::HistoryUnavailable { .. })) {
+        // Neither a pending history retry nor a refused cancel matters now.
+        if matches!(
+            op.problem,
+            Some(Problem::HistoryUnavailable { .. } | Problem::CancelFailed(_))
+        ) {
             op.problem = None;
         }
         let status = effective_status(op);
@@ -1564,5 +1569,33 @@ mod tests {
                 .any(|c| matches!(c, Command::FetchHistory { .. })),
             "a finished operation asks for nothing: {commands:?}"
         );
+    }
+    #[test]
+    fn a_refused_cancel_is_forgotten_once_the_operation_ends() {
+        let mut session = Session::new(SessionOptions::default(), 1);
+        let id = OperationId::from("op");
+        run(
+            &mut session,
+            Input::Track {
+                operation: TrackedOperation::by_id(id.clone()),
+                epoch: None,
+            },
+            T0,
+        );
+        run(&mut session, Input::Cancel(id.clone()), T0 + 1);
+        let refused = Input::CancelFailed {
+            operation_id: id.clone(),
+            message: "the server could not be reached".into(),
+        };
+        run(&mut session, refused.clone(), T0 + 2);
+        assert!(matches!(
+            session.operation(&id).unwrap().problem,
+            Some(Problem::CancelFailed(_))
+        ));
+        session.finish(&id);
+        assert_eq!(session.operation(&id).unwrap().problem, None);
+        // A refusal that arrives after the end is not shown either.
+        run(&mut session, refused, T0 + 3);
+        assert_eq!(session.operation(&id).unwrap().problem, None);
     }
 }
