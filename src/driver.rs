@@ -50,7 +50,7 @@ pub struct Ui {
 impl Ui {
     pub fn new() -> Self {
         Self {
-            snapshot: RwSignal::new(Snapshot::of(&Session::new(Default::default(), 0))),
+            snapshot: RwSignal::new(Snapshot::default()),
             now: RwSignal::new(now()),
             notice: RwSignal::new(None),
         }
@@ -413,7 +413,7 @@ impl Driver {
             .authorized(Request::post(&url))
             .json(&body)
             .map_err(|_| "The form could not be encoded.".to_owned())?;
-        let operation: Operation = fetch_json_request(request).await.map_err(|e| match e {
+        let operation: Operation = send_json(request).await.map_err(|e| match e {
             HttpError::Unreachable => {
                 "Couldn't reach the server — check your connection and try again.".to_owned()
             }
@@ -561,14 +561,12 @@ async fn run_socket(
     closed();
 }
 
+/// Sends a request without a body (GET, DELETE) and reads its JSON answer.
 async fn fetch_json<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, HttpError> {
-    let response = builder.send().await.map_err(|_| HttpError::Unreachable)?;
-    read_json(response).await
+    send_json(builder.build().map_err(|_| HttpError::Unreachable)?).await
 }
 
-async fn fetch_json_request<T: DeserializeOwned>(
-    request: gloo_net::http::Request,
-) -> Result<T, HttpError> {
+async fn send_json<T: DeserializeOwned>(request: gloo_net::http::Request) -> Result<T, HttpError> {
     let response = request.send().await.map_err(|_| HttpError::Unreachable)?;
     read_json(response).await
 }

@@ -120,6 +120,18 @@ pub struct Snapshot {
     pub server_error: Option<String>,
 }
 
+impl Default for Snapshot {
+    /// Nothing tracked, nothing connected.
+    fn default() -> Self {
+        Self {
+            operations: Vec::new(),
+            connection: ConnectionState::Idle,
+            malformed_frames: 0,
+            server_error: None,
+        }
+    }
+}
+
 impl Snapshot {
     pub fn of(session: &Session) -> Self {
         Self {

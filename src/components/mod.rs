@@ -82,10 +82,8 @@ impl WidgetCtx {
         self.input(Input::Cancel(id));
     }
 
+    /// Stops following an operation; the app deselects it once it is gone.
     pub fn forget(&self, id: OperationId) {
-        if self.selected.get_untracked().as_ref() == Some(&id) {
-            self.select(None);
-        }
         self.input(Input::Forget(id));
     }
 
