@@ -155,11 +155,32 @@ pub fn ago(now: i64, at: i64) -> String {
     }
 }
 
+/// A percentage as a CSS length to a tenth ("42.5%"), without float
+/// formatting (see [`duration`]).
+pub fn percent_css(pct: f64) -> String {
+    let tenths = (pct.clamp(0.0, 100.0) * 10.0).round() as u32;
+    format!("{}.{}%", tenths / 10, tenths % 10)
+}
+
+/// The CSS-friendly name of a status, as `data-status` carries it.
+pub fn status_slug(status: Status) -> &'static str {
+    match status {
+        Status::NotStarted => "not-started",
+        Status::Running => "running",
+        Status::Succeeded => "succeeded",
+        Status::Failed => "failed",
+        Status::Canceled => "canceled",
+    }
+}
+
 /// "4.2 s", "1 min 05 s", "2 h 03 min".
 pub fn duration(ms: i64) -> String {
     let ms = ms.max(0);
-    if ms < 60_000 {
-        return format!("{:.1} s", ms as f64 / 1000.0);
+    if ms < 59_950 {
+        // Tenths by integer arithmetic: formatting an f64 would pull
+        // core's float printer (~14 KB) into the bundle for this alone.
+        let tenths = (ms + 50) / 100;
+        return format!("{}.{} s", tenths / 10, tenths % 10);
     }
     let s = ms / 1000;
     if s < 3600 {

@@ -2,18 +2,12 @@ use leptos::prelude::*;
 use optrail_core::{OperationId, Problem, Status};
 
 use super::WidgetCtx;
-use crate::model::{OperationRow, ago, duration, problem_text};
+use crate::model::{OperationRow, ago, duration, percent_css, problem_text, status_slug};
 
 /// A status as a colored chip.
 #[component]
 pub fn StatusChip(#[prop(into)] status: Signal<Option<Status>>) -> impl IntoView {
-    let name = move || match status.get() {
-        Some(Status::NotStarted) | None => "not-started",
-        Some(Status::Running) => "running",
-        Some(Status::Succeeded) => "succeeded",
-        Some(Status::Failed) => "failed",
-        Some(Status::Canceled) => "canceled",
-    };
+    let name = move || status.get().map_or("not-started", status_slug);
     view! {
         <span class="optrail-chip" data-status=name>
             {move || status.get().map(Status::label).unwrap_or("Waiting")}
@@ -42,7 +36,7 @@ pub fn ProgressBar(
         >
             <div
                 class="optrail-progress-fill"
-                style:width=move || format!("{}%", progress.get().unwrap_or(0.0))
+                style:width=move || percent_css(progress.get().unwrap_or(0.0))
             ></div>
         </div>
     }
@@ -103,7 +97,7 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
     let id_attr = id_text.clone();
     view! {
         <article class="optrail-operation" data-operation-id=id_attr data-status=move || {
-            status.get().map(|s| s.label().to_lowercase().replace(' ', "-")).unwrap_or_default()
+            status.get().map(status_slug).unwrap_or_default()
         }>
             <Show
                 when=move || row.with(Option::is_some)
