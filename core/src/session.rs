@@ -1214,8 +1214,8 @@ mod tests {
         )
     }
 
-    /// A session following `id` on socket 1, subscribed at `head`.
-    fn live(id: &OperationId, head: u64) -> (Session, SocketId) {
+    /// A fresh session that has just been told to track `id`.
+    fn tracking(id: &OperationId) -> Session {
         let mut session = Session::new(SessionOptions::default(), 1);
         run(
             &mut session,
@@ -1225,6 +1225,12 @@ mod tests {
             },
             T0,
         );
+        session
+    }
+
+    /// A session following `id` on socket 1, subscribed at `head`.
+    fn live(id: &OperationId, head: u64) -> (Session, SocketId) {
+        let mut session = tracking(id);
         let socket = SocketId(1);
         run(&mut session, Input::SocketOpened(socket), T0);
         let subscribed = ServerFrame::Subscribed {
@@ -1572,16 +1578,8 @@ mod tests {
     }
     #[test]
     fn a_refused_cancel_is_forgotten_once_the_operation_ends() {
-        let mut session = Session::new(SessionOptions::default(), 1);
         let id = OperationId::from("op");
-        run(
-            &mut session,
-            Input::Track {
-                operation: TrackedOperation::by_id(id.clone()),
-                epoch: None,
-            },
-            T0,
-        );
+        let mut session = tracking(&id);
         run(&mut session, Input::Cancel(id.clone()), T0 + 1);
         let refused = Input::CancelFailed {
             operation_id: id.clone(),
