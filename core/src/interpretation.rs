@@ -55,11 +55,41 @@ impl Interpretation {
         let value = parts.try_fold(first, |value, part| value.get(part))?;
         let pct = match value {
             Value::Number(n) => n.as_f64()?,
-            Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok()?,
+            Value::String(s) => parse_number(s.trim().trim_end_matches('%'))?,
             _ => return None,
         };
         pct.is_finite().then(|| pct.clamp(0.0, 100.0))
     }
+}
+
+/// A decimal number a person or a backend wrote as text (`12.50`, ` 42 `,
+/// `-1e3`), surrounding whitespace allowed; `None` if it is anything else.
+///
+/// Read by serde_json's number parser rather than `str::parse::<f64>`: the
+/// widget ships serde_json to every browser anyway, and core's float parser
+/// with its tables would add about 12 KB for the same answers. It also
+/// refuses `NaN`, `inf` and `1_000`, which no percentage or amount is.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    // `.5` and `5.` are common in typing but not JSON: pad them to `0.5`, `5.0`.
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", text),
+    };
+    let lead = if digits.starts_with('.') { "0" } else { "" };
+    let trail = if digits.ends_with('.') { "0" } else { "" };
+    let padded;
+    let text = if digits == "." {
+        return None;
+    } else if lead.len() + trail.len() > 0 {
+        padded = format!("{sign}{lead}{digits}{trail}");
+        padded.as_str()
+    } else {
+        text
+    };
+    serde_json::from_str::<f64>(text)
+        .ok()
+        .filter(|n| n.is_finite())
 }
 
 #[cfg(test)]
@@ -78,6 +108,26 @@ mod tests {
         assert_eq!(rules.progress_of(&e), Some(42.0));
         e.details.insert("percentage".into(), json!({"x": 1}));
         assert_eq!(rules.progress_of(&e), None);
+    }
+
+    #[test]
+    fn numbers_in_text() {
+        for (text, number) in [
+            ("12.50", 12.5),
+            (" 42 ", 42.0),
+            ("-1e3", -1000.0),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("-.25", -0.25),
+            ("0", 0.0),
+        ] {
+            assert_eq!(parse_number(text), Some(number), "{text:?}");
+        }
+        for text in [
+            "", ".", "-", "NaN", "inf", "1_000", "12,50", "1e999", "0x10", "+5", "5 %",
+        ] {
+            assert_eq!(parse_number(text), None, "{text:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+use optrail_core::interpretation::parse_number;
 use serde_json::{Value, json};
 
 use super::WidgetCtx;
@@ -20,11 +21,8 @@ pub fn StartForm() -> impl IntoView {
 
     let params = move || -> Result<Value, String> {
         let mut params = if kind.get_untracked() == "payment" {
-            let amount: f64 = amount
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "Enter the amount as a number, like 12.50.".to_owned())?;
+            let amount = parse_number(&amount.get_untracked())
+                .ok_or_else(|| "Enter the amount as a number, like 12.50.".to_owned())?;
             json!({ "amount": amount, "currency": "EUR", "description": description.get_untracked() })
         } else {
             json!({ "name": name.get_untracked().trim(), "size": size.get_untracked() })
@@ -35,11 +33,8 @@ pub fn StartForm() -> impl IntoView {
                 .trim()
                 .parse()
                 .map_err(|_| "Enter the step delay in whole milliseconds.".to_owned())?;
-            let failure: f64 = failure
-                .get_untracked()
-                .trim()
-                .parse()
-                .map_err(|_| "Enter the failure chance as a percentage.".to_owned())?;
+            let failure = parse_number(&failure.get_untracked())
+                .ok_or_else(|| "Enter the failure chance as a percentage.".to_owned())?;
             params["stepMs"] = json!(step);
             params["failureRate"] = json!(failure / 100.0);
         }
