@@ -37,7 +37,11 @@ pub fn parse(raw: &str) -> Result<Vec<TrackedOperation>, String> {
             "Saved operations came from another version of optrail and have been reset.".into(),
         );
     }
-    let stored: Stored = serde_json::from_value(value)
+    // Read from the text again, not from `value`: decoding from a parsed
+    // tree would put a second decoder for the stored shape into the bundle
+    // (nothing else in the widget decodes from a tree), for a string of a
+    // few hundred bytes.
+    let stored: Stored = serde_json::from_str(raw)
         .map_err(|_| "Saved operations were damaged and have been reset.".to_owned())?;
     Ok(stored.operations)
 }
