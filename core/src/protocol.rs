@@ -276,7 +276,7 @@ pub enum ServerFrame {
 /// then checked against the frame's type. Serde's derive for an internally
 /// tagged enum would buffer each frame into a generic tree first and decode
 /// that again, which costs a second copy of every field type's decoder
-/// (about 4 KB of the widget's gzipped bundle) and a second walk per frame.
+/// (about 8 KB of the widget's gzipped bundle) and a second walk per frame.
 /// So a field is read with the same type in every frame that has it.
 #[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

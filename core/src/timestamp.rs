@@ -5,7 +5,7 @@
 //! Parsing and formatting are written out here rather than taken from a
 //! date-time crate: the grammar is small, the calendar arithmetic is a dozen
 //! lines, and the widget ships this code to every browser (a general
-//! date-time library was about 4 KB of its gzipped bundle for two functions).
+//! date-time library was about 5 KB of its gzipped bundle for two functions).
 
 use std::fmt;
 
