@@ -363,3 +363,89 @@ async fn unmount_removes_the_widget_from_the_page() {
     settle().await;
     assert_eq!(host.child_element_count(), 0);
 }
+
+/// The start form's field whose label starts with `label`: (label, control).
+fn form_field(host: &HtmlElement, label: &str) -> (Element, Element) {
+    let labels = host
+        .query_selector_all("form.optrail-form label.optrail-field")
+        .unwrap();
+    (0..labels.length())
+        .map(|i| labels.item(i).unwrap().unchecked_into::<Element>())
+        .find(|l| {
+            l.query_selector(".optrail-label")
+                .unwrap()
+                .and_then(|s| s.text_content())
+                .is_some_and(|t| t.starts_with(label))
+        })
+        .map(|l| {
+            let control = l.query_selector("input, select").unwrap().unwrap();
+            (l, control)
+        })
+        .unwrap_or_else(|| panic!("the form has a {label:?} field"))
+}
+
+fn set_value(control: &Element, value: &str) {
+    js_sys::Reflect::set(control, &"value".into(), &value.into()).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_start_form_switches_kinds_keeps_what_was_typed_and_explains_a_bad_number() {
+    let host: HtmlElement = document().create_element("div").unwrap().unchecked_into();
+    document().body().unwrap().append_child(&host).unwrap();
+    let config = Config {
+        io: IoMode::Recorded,
+        namespace: "t-form".into(),
+        start_form: true,
+        demo_controls: true,
+        ..Config::default()
+    };
+    let widget = mount(host.clone(), config);
+    settle().await;
+    let hidden = |label: &str| form_field(&host, label).0.has_attribute("hidden");
+    assert!(!hidden("Amount") && !hidden("Description"));
+    assert!(
+        hidden("Name") && hidden("Size"),
+        "VM fields wait for their kind"
+    );
+
+    let (_, amount) = form_field(&host, "Amount");
+    set_value(&amount, "12,50");
+    let start = host.query_selector(".optrail-start").unwrap().unwrap();
+    start.unchecked_ref::<HtmlElement>().click();
+    settle().await;
+    let error = texts(&host, ".optrail-form-error").join(" ");
+    assert!(error.contains("Enter the amount as a number"), "{error:?}");
+    assert!(
+        widget.driver().take_recorded().is_empty(),
+        "nothing is sent for a form that does not read"
+    );
+
+    let (_, kind) = form_field(&host, "Kind");
+    set_value(&kind, "vm");
+    kind.dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    settle().await;
+    assert!(hidden("Amount") && hidden("Description"));
+    assert!(!hidden("Name") && !hidden("Size"));
+
+    // The VM's own fields read; the demo settings are checked next.
+    let (_, failure) = form_field(&host, "Failure chance");
+    set_value(&failure, "");
+    start.unchecked_ref::<HtmlElement>().click();
+    settle().await;
+    let error = texts(&host, ".optrail-form-error").join(" ");
+    assert!(error.contains("failure chance"), "{error:?}");
+
+    set_value(&kind, "payment");
+    kind.dispatch_event(&web_sys::Event::new("change").unwrap())
+        .unwrap();
+    settle().await;
+    assert!(!hidden("Amount"));
+    let typed = js_sys::Reflect::get(&amount, &"value".into()).unwrap();
+    assert_eq!(
+        typed.as_string().as_deref(),
+        Some("12,50"),
+        "typing survives a switch"
+    );
+    widget.unmount();
+}
