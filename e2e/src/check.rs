@@ -74,6 +74,24 @@ pub async fn settles_like_server(
     Ok((status, events, detail))
 }
 
+/// [`settles_like_server`] for an operation that must succeed, with `last`
+/// as its final event type; the detail shown.
+pub async fn succeeds_like_server(
+    widget: &Widget,
+    server: &ServerProcess,
+    id: &OperationId,
+    last: &str,
+) -> Result<Detail> {
+    let (status, events, detail) = settles_like_server(widget, server, id).await?;
+    if status != Status::Succeeded {
+        return Err(Failure::new(format!("{id}: the server says {status:?}")));
+    }
+    if events.last().is_none_or(|e| e.kind.as_str() != last) {
+        return Err(Failure::new(format!("{id}: the last event is not {last}")));
+    }
+    Ok(detail)
+}
+
 /// The recovery line ("All 10 events, none missed", "Replayed 4 missed
 /// events · all 10 here") counts the events the timeline shows.
 fn recovery_counts_what_is_shown(id: &OperationId, detail: &Detail) -> Result<()> {

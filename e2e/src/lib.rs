@@ -28,5 +28,5 @@ pub mod server;
 pub mod workspace;
 
 pub use failure::{Context, Failure, Result};
-pub use page::{PaymentForm, Widget};
+pub use page::{DemoSettings, PaymentForm, VmForm, Widget};
 pub use scenario::Scenario;

@@ -107,15 +107,48 @@ return {
 };
 "#;
 
+/// XPath of the start form's `tag` control labelled `label…`.
+fn form_control(label: &str, tag: &str) -> String {
+    format!(
+        "//form[contains(concat(' ', normalize-space(@class), ' '), ' optrail-form ')]\
+         //label[starts-with(normalize-space(span), '{label}')]//{tag}"
+    )
+}
+
+/// The start form's "Demo settings".
+#[derive(Debug, Clone)]
+pub struct DemoSettings {
+    /// "Step delay (ms)".
+    pub step_ms: u64,
+    /// "Failure chance (%)".
+    pub failure_percent: u32,
+}
+
+impl Default for DemoSettings {
+    fn default() -> Self {
+        Self {
+            step_ms: 150,
+            failure_percent: 0,
+        }
+    }
+}
+
+impl DemoSettings {
+    /// No failures, `step_ms` between steps.
+    pub fn stepping(step_ms: u64) -> Self {
+        Self {
+            step_ms,
+            ..Self::default()
+        }
+    }
+}
+
 /// A payment as entered in the start form.
 #[derive(Debug, Clone)]
 pub struct PaymentForm {
     pub amount: String,
     pub description: String,
-    /// "Step delay (ms)".
-    pub step_ms: u64,
-    /// "Failure chance (%)".
-    pub failure_percent: u32,
+    pub demo: DemoSettings,
 }
 
 impl Default for PaymentForm {
@@ -123,10 +156,18 @@ impl Default for PaymentForm {
         Self {
             amount: "12.50".into(),
             description: "e2e order".into(),
-            step_ms: 150,
-            failure_percent: 0,
+            demo: DemoSettings::default(),
         }
     }
+}
+
+/// A virtual machine as entered in the start form.
+#[derive(Debug, Clone)]
+pub struct VmForm {
+    pub name: String,
+    /// `small`, `medium` or `large`.
+    pub size: String,
+    pub demo: DemoSettings,
 }
 
 /// Every timeline reading, per operation, in the order it was read.
@@ -294,17 +335,37 @@ impl Widget {
     /// the new operation is listed and shown; its id.
     pub async fn start_payment(&self, form: &PaymentForm) -> Result<OperationId> {
         let before = self.view().await?.list;
-        self.select_kind("payment").await?;
+        self.choose("Kind", "payment").await?;
         self.fill("Amount", &form.amount).await?;
         self.fill("Description", &form.description).await?;
+        self.fill_demo_settings(&form.demo).await?;
+        self.submit_start("payment", before).await
+    }
+
+    /// [`Widget::start_payment`] for a virtual machine.
+    pub async fn start_vm(&self, form: &VmForm) -> Result<OperationId> {
+        let before = self.view().await?.list;
+        self.choose("Kind", "vm").await?;
+        self.fill("Name", &form.name).await?;
+        self.choose("Size", &form.size).await?;
+        self.fill_demo_settings(&form.demo).await?;
+        self.submit_start("VM", before).await
+    }
+
+    async fn fill_demo_settings(&self, demo: &DemoSettings) -> Result<()> {
         self.open_demo_settings().await?;
-        self.fill("Step delay", &form.step_ms.to_string()).await?;
-        self.fill("Failure chance", &form.failure_percent.to_string())
-            .await?;
+        self.fill("Step delay", &demo.step_ms.to_string()).await?;
+        self.fill("Failure chance", &demo.failure_percent.to_string())
+            .await
+    }
+
+    /// Submits the start form and waits for the operation it starts to be
+    /// listed (it was not in `before`) and shown.
+    async fn submit_start(&self, what: &str, before: Vec<String>) -> Result<OperationId> {
         self.click("form.optrail-form .optrail-start").await?;
         let view = self
             .wait(
-                "the started payment to be listed and shown",
+                &format!("the started {what} to be listed and shown"),
                 PATIENCE,
                 |v| {
                     !v.form_error.is_empty()
@@ -324,17 +385,18 @@ impl Widget {
         Ok(OperationId(detail.id))
     }
 
-    async fn select_kind(&self, kind: &str) -> Result<()> {
+    /// Picks `value` in the form's select labelled `label…`.
+    async fn choose(&self, label: &str, value: &str) -> Result<()> {
         self.activate().await?;
         let select = self
             .client
-            .find(Locator::Css("form.optrail-form select.optrail-kind"))
+            .find(Locator::XPath(&form_control(label, "select")))
             .await
-            .context("finding the kind select")?;
+            .context(format_args!("finding the {label:?} select"))?;
         select
-            .select_by_value(kind)
+            .select_by_value(value)
             .await
-            .context(format_args!("choosing kind {kind}"))?;
+            .context(format_args!("choosing {value:?} for {label:?}"))?;
         Ok(())
     }
 
@@ -363,14 +425,10 @@ impl Widget {
 
     /// Types `value` into the form input labelled `label…`.
     async fn fill(&self, label: &str, value: &str) -> Result<()> {
-        let xpath = format!(
-            "//form[contains(concat(' ', normalize-space(@class), ' '), ' optrail-form ')]\
-             //label[starts-with(normalize-space(span), '{label}')]//input"
-        );
         self.activate().await?;
         let input = self
             .client
-            .find(Locator::XPath(&xpath))
+            .find(Locator::XPath(&form_control(label, "input")))
             .await
             .context(format_args!("finding the {label:?} input"))?;
         if input.prop("value").await?.as_deref() == Some(value) {

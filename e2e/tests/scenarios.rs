@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use optrail_core::{OperationId, Status};
-use optrail_e2e::check::{mid_operation, patience, settles_like_server};
-use optrail_e2e::{Failure, PaymentForm, Scenario, bail, ensure};
+use optrail_e2e::check::{mid_operation, patience, settles_like_server, succeeds_like_server};
+use optrail_e2e::{DemoSettings, Failure, PaymentForm, Scenario, VmForm, bail, ensure};
 use serde_json::json;
 
 /// Fast, deterministic payment params for operations started over HTTP.
@@ -31,18 +31,11 @@ async fn payment_started_from_the_form_succeeds_and_its_subscription_ends() {
         widget.open("/").await?;
         let id = widget
             .start_payment(&PaymentForm {
-                step_ms: 100,
+                demo: DemoSettings::stepping(100),
                 ..PaymentForm::default()
             })
             .await?;
-        let (status, events, detail) = settles_like_server(&widget, &s.server, &id).await?;
-        ensure!(status == Status::Succeeded, "the server says {status:?}");
-        ensure!(
-            events
-                .last()
-                .is_some_and(|e| e.kind.as_str() == "PaymentSucceeded"),
-            "the last event is not PaymentSucceeded"
-        );
+        let detail = succeeds_like_server(&widget, &s.server, &id, "PaymentSucceeded").await?;
         ensure!(
             detail.progress.as_deref() == Some("100"),
             "progress reads {:?} after success",
@@ -57,14 +50,44 @@ async fn payment_started_from_the_form_succeeds_and_its_subscription_ends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_started_from_the_form_is_provisioned_with_what_was_entered() {
+    Scenario::run("vm_provisioned", async |s| {
+        let widget = s.browser().await?;
+        widget.open("/").await?;
+        let id = widget
+            .start_vm(&VmForm {
+                name: "e2e-vm-7".into(),
+                size: "large".into(),
+                demo: DemoSettings::stepping(80),
+            })
+            .await?;
+        let detail = succeeds_like_server(&widget, &s.server, &id, "VmProvisioned").await?;
+        let params = s.server.operation(&id).await?.params;
+        ensure!(
+            params["name"] == "e2e-vm-7" && params["size"] == "large",
+            "the server holds {params}, not what the form said"
+        );
+        ensure!(
+            detail.title == "Virtual machine · e2e-vm-7",
+            "the detail is titled {:?}",
+            detail.title
+        );
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_payment_shows_its_reason_and_retry_starts_a_new_operation() {
     Scenario::run("failing_payment_retry", async |s| {
         let widget = s.browser().await?;
         widget.open("/").await?;
         let first = widget
             .start_payment(&PaymentForm {
-                step_ms: 80,
-                failure_percent: 100,
+                demo: DemoSettings {
+                    step_ms: 80,
+                    failure_percent: 100,
+                },
                 ..PaymentForm::default()
             })
             .await?;
@@ -123,7 +146,7 @@ async fn reload_mid_operation_resumes_without_missing_or_doubling_events() {
         widget.open("/").await?;
         let id = widget
             .start_payment(&PaymentForm {
-                step_ms: 400,
+                demo: DemoSettings::stepping(400),
                 ..PaymentForm::default()
             })
             .await?;
@@ -158,7 +181,7 @@ async fn server_killed_mid_operation_shows_reconnecting_then_catches_up_after_re
         widget.open("/").await?;
         let id = widget
             .start_payment(&PaymentForm {
-                step_ms: 300,
+                demo: DemoSettings::stepping(300),
                 ..PaymentForm::default()
             })
             .await?;
@@ -270,7 +293,7 @@ async fn three_operations_share_one_socket_and_canceling_one_leaves_the_others_t
             let id = widget
                 .start_payment(&PaymentForm {
                     description: description.into(),
-                    step_ms: 600,
+                    demo: DemoSettings::stepping(600),
                     ..PaymentForm::default()
                 })
                 .await?;
@@ -397,7 +420,7 @@ async fn two_windows_on_the_same_operation_agree_and_a_cancel_in_one_shows_in_bo
         first.open("/").await?;
         let id = first
             .start_payment(&PaymentForm {
-                step_ms: 500,
+                demo: DemoSettings::stepping(500),
                 ..PaymentForm::default()
             })
             .await?;
@@ -451,7 +474,7 @@ async fn description_with_markup_shows_as_literal_text_and_runs_nothing() {
         let id = widget
             .start_payment(&PaymentForm {
                 description: MARKUP.into(),
-                step_ms: 80,
+                demo: DemoSettings::stepping(80),
                 ..PaymentForm::default()
             })
             .await?;
