@@ -147,7 +147,9 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
     }
 }
 
-/// The running controls or the terminal summary.
+/// The running controls or the terminal summary. One summary view for the
+/// three terminal statuses (they differ only in words), one controls view
+/// for the rest: each distinct view costs the bundle its own generated code.
 #[component]
 fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
@@ -157,85 +159,76 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
             return ().into_any();
         };
         let id = r.id.clone();
+        let not_found = r.problem == Some(Problem::NotFound);
+        if not_found || !r.status.is_terminal() {
+            let requested = r.cancel_requested;
+            let cancel_id = id.clone();
+            return view! {
+                <div class="optrail-controls">
+                    {(!not_found).then(|| view! {
+                        <button
+                            class="optrail-button optrail-cancel"
+                            disabled=requested
+                            on:click=move |_| ctx.cancel(cancel_id.clone())
+                        >
+                            {if requested { "Canceling…" } else { "Cancel" }}
+                        </button>
+                    })}
+                    {not_found.then(|| view! { <ForgetButton id=id.clone() /> })}
+                </div>
+            }
+            .into_any();
+        }
         let took = r
             .started_at
             .zip(r.ended_at())
             .map(|(start, end)| duration(end - start))
             .unwrap_or_default();
-        if r.problem == Some(Problem::NotFound) {
-            return view! {
-                <div class="optrail-controls">
-                    <ForgetButton id=id />
-                </div>
-            }
-            .into_any();
-        }
-        match r.status {
-            Status::Succeeded => view! {
-                <div class="optrail-outcome" data-outcome="succeeded">
-                    <p class="optrail-outcome-title">"Succeeded"</p>
-                    <p class="optrail-outcome-text">
-                        {r.events.last().map(|e| e.message.clone()).unwrap_or_default()}
-                        {(!took.is_empty()).then(|| format!(" — took {took}"))}
-                    </p>
-                    <ForgetButton id=id />
-                </div>
-            }
-            .into_any(),
-            Status::Failed => {
-                let retryable = !r.kind.is_empty();
-                let (kind, params) = (r.kind.clone(), r.params.clone());
-                view! {
-                    <div class="optrail-outcome" data-outcome="failed">
-                        <p class="optrail-outcome-title">"Failed"</p>
-                        <p class="optrail-outcome-text optrail-failure-reason">
-                            {r.failure_reason().unwrap_or_else(|| "No reason was given.".into())}
-                        </p>
-                        {retryable.then(|| view! {
-                            <button
-                                class="optrail-button optrail-retry"
-                                on:click=move |_| {
-                                    let (kind, params) = (kind.clone(), params.clone());
-                                    leptos::task::spawn_local(async move {
-                                        retry_error.set(ctx.start(kind, params).await.err());
-                                    });
-                                }
-                            >
-                                "Retry"
-                            </button>
-                        })}
-                        <ForgetButton id=id />
-                        <p class="optrail-form-error" role="alert">{move || retry_error.get()}</p>
-                    </div>
+        let failed = r.status == Status::Failed;
+        let text = match r.status {
+            Status::Succeeded => {
+                let last = r
+                    .events
+                    .last()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
+                if took.is_empty() {
+                    last
+                } else {
+                    format!("{last} — took {took}")
                 }
-                .into_any()
             }
-            Status::Canceled => view! {
-                <div class="optrail-outcome" data-outcome="canceled">
-                    <p class="optrail-outcome-title">"Canceled"</p>
-                    <p class="optrail-outcome-text">
-                        {(!took.is_empty()).then(|| format!("Stopped after {took}."))}
-                    </p>
-                    <ForgetButton id=id />
-                </div>
-            }
-            .into_any(),
-            Status::Running | Status::NotStarted => {
-                let requested = r.cancel_requested;
-                view! {
-                    <div class="optrail-controls">
-                        <button
-                            class="optrail-button optrail-cancel"
-                            disabled=requested
-                            on:click=move |_| ctx.cancel(id.clone())
-                        >
-                            {if requested { "Canceling…" } else { "Cancel" }}
-                        </button>
-                    </div>
-                }
-                .into_any()
-            }
+            Status::Failed => r
+                .failure_reason()
+                .unwrap_or_else(|| "No reason was given.".into()),
+            _ if took.is_empty() => String::new(),
+            _ => format!("Stopped after {took}."),
+        };
+        let retry = (failed && !r.kind.is_empty()).then(|| (r.kind.clone(), r.params.clone()));
+        view! {
+            <div class="optrail-outcome" data-outcome=status_slug(r.status)>
+                <p class="optrail-outcome-title">{r.status.label()}</p>
+                <p class="optrail-outcome-text" class:optrail-failure-reason=failed>{text}</p>
+                {retry.map(|(kind, params)| view! {
+                    <button
+                        class="optrail-button optrail-retry"
+                        on:click=move |_| {
+                            let (kind, params) = (kind.clone(), params.clone());
+                            leptos::task::spawn_local(async move {
+                                retry_error.set(ctx.start(kind, params).await.err());
+                            });
+                        }
+                    >
+                        "Retry"
+                    </button>
+                })}
+                <ForgetButton id=id />
+                {failed.then(|| view! {
+                    <p class="optrail-form-error" role="alert">{move || retry_error.get()}</p>
+                })}
+            </div>
         }
+        .into_any()
     }
 }
 
