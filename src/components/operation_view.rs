@@ -174,7 +174,7 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
                             {if requested { "Canceling…" } else { "Cancel" }}
                         </button>
                     })}
-                    {not_found.then(|| view! { <ForgetButton id=id.clone() /> })}
+                    {not_found.then(|| view! { <ForgetButton id=id /> })}
                 </div>
             }
             .into_any();

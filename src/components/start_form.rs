@@ -12,7 +12,7 @@ use super::WidgetCtx;
 /// The inputs are plain HTML fields read once, on submit, rather than each
 /// bound to a signal: nothing else on the page reacts to them while typing,
 /// and a signal, a value binding and an input handler per field made this
-/// optional form about 14 KB of the gzipped bundle.
+/// optional form about 14 KB of the gzipped bundle (about 6 KB now).
 #[component]
 pub fn StartForm() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
