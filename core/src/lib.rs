@@ -37,6 +37,7 @@
 //! inputs, so the same inputs always give the same commands.
 
 pub mod backoff;
+mod id_set;
 pub mod interpretation;
 pub mod log;
 pub mod protocol;
