@@ -1,16 +1,19 @@
 //! The set of event ids a log holds: exact, and fast for the common case
 //! of an id that is new.
 //!
-//! At a million events the obvious set — a hash table — costs a random
-//! access into 16 MB on every insert, and that miss was half the log's
-//! insert time. Here every access an insert makes is one the cache can hold:
-//! a filter word (8–16 bits an id), and the tail of one of a few thousand
-//! lists. Only when the filter says "maybe" (one new id in a hundred to one
-//! in thirty) is a list read: a few hundred entries in a row.
+//! At a million events the obvious set — a hash table — costs two cache
+//! misses into 16 MB on every insert (its control bytes, then the bucket
+//! written), and those were most of the log's insert time. Here an insert
+//! touches a filter word (8–16 bits an id: 1 MB at a million) and the tail
+//! of one of a few thousand lists, which the cache mostly holds. Only when
+//! the filter says "maybe" (one new id in a hundred to one in thirty) is a
+//! list read: a few hundred entries in a row.
 //!
 //! Ids are known to the set by a 32-bit hash and the position of the event
 //! holding each; the caller confirms a hash match against the event itself,
-//! so ids that share a hash are still told apart.
+//! so ids that share a hash are still told apart. Ids crafted to share one
+//! hash land in one list and make each check linear in their number:
+//! slower, never wrong.
 
 /// Bits of filter per id, at least (at most twice that, just after a
 /// resize).
