@@ -31,6 +31,7 @@ pub(crate) struct IdSet {
     /// `(hash, position)` of every id claimed, split by the top bits of the
     /// mixed hash into a power-of-two number of lists.
     lists: Vec<Vec<(u32, u32)>>,
+    /// Ids claimed: sizes the filter and the lists.
     len: usize,
 }
 
@@ -45,22 +46,22 @@ impl Default for IdSet {
 }
 
 impl IdSet {
-    /// Claims `hash` for the event at the next position (the number of ids
-    /// claimed so far). False if an id already claimed is the same:
-    /// `same(position)` tells whether the event at `position` has this id.
-    pub(crate) fn claim(&mut self, hash: u32, same: impl Fn(u32) -> bool) -> bool {
+    /// Claims `hash` for the event at `position`. False if an id already
+    /// claimed is the same: `same(p)` tells whether the event at `p` has
+    /// this id.
+    pub(crate) fn claim(&mut self, hash: u32, position: u32, same: impl Fn(u32) -> bool) -> bool {
         let mixed = mix(hash);
         let (word, mask) = probe(mixed, self.filter.len());
         let list = top_bits(mixed, self.lists.len());
         if self.filter[word] & mask == mask
             && self.lists[list]
                 .iter()
-                .any(|&(held, position)| held == hash && same(position))
+                .any(|&(held, at)| held == hash && same(at))
         {
             return false;
         }
         self.filter[word] |= mask;
-        self.lists[list].push((hash, self.len as u32));
+        self.lists[list].push((hash, position));
         self.len += 1;
         if self.len * MIN_BITS_PER_ID > self.filter.len() * 64 {
             self.grow_filter();
@@ -132,7 +133,8 @@ mod tests {
     /// Claims `id` under `hash` against `held` (the ids by position), as a
     /// log does.
     fn claim(set: &mut IdSet, held: &mut Vec<u32>, id: u32, hash: u32) -> bool {
-        let claimed = set.claim(hash, |position| held[position as usize] == id);
+        let position = held.len() as u32;
+        let claimed = set.claim(hash, position, |at| held[at as usize] == id);
         if claimed {
             held.push(id);
         }

@@ -154,7 +154,7 @@ impl EventLog {
             LogOrder::ByTime => OrderKey::Time(event.happened_at, event.id.clone()),
         };
         let index = u32::try_from(self.events.len()).expect("fewer than 2^32 events");
-        if !self.claim_id(&event.id) {
+        if !self.claim_id(&event.id, index) {
             self.duplicates += 1;
             return Insert::Duplicate;
         }
@@ -169,13 +169,13 @@ impl EventLog {
         Insert::Added
     }
 
-    /// Records `id` as held by the event about to be stored (the next
-    /// index); false if an event with that id is held already.
-    fn claim_id(&mut self, id: &EventId) -> bool {
+    /// Records `id` as held by the event about to be stored at `index`;
+    /// false if an event with that id is held already.
+    fn claim_id(&mut self, id: &EventId, index: u32) -> bool {
         // The high bits: Fx mixes them best.
         let hash = (FxBuildHasher.hash_one(id) >> 32) as u32;
         let events = &self.events;
-        self.ids.claim(hash, |index| events.get(index).id == *id)
+        self.ids.claim(hash, index, |at| events.get(at).id == *id)
     }
 
     /// Validates a seq-ordered event's seq and reports a duplicate by seq.
