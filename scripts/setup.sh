@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
-# the wasm32 target, Trunk, wasm-bindgen-cli (the exact version in
+# the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact version in
 # Cargo.lock), wasm-opt (npm's binaryen, into .tools/) and Chromium +
 # ChromeDriver (Debian). Idempotent: each piece is checked first and skipped when present
 # at the right version, so a second run takes about a second.
@@ -30,6 +30,12 @@ trunk_pin=$(sed -n 's/^wasm_bindgen *= *"\(.*\)"/\1/p' Trunk.toml)
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
+fi
+
+# The release bundle rebuilds std for size (scripts/build-web.sh).
+if ! rustup component list --installed | grep -q '^rust-src'; then
+  say "adding the rust-src component"
+  rustup component add rust-src
 fi
 
 if [ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]; then
