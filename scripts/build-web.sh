@@ -16,8 +16,8 @@ LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-190}
 # stderr, which wasm32-unknown-unknown does not have, so nobody ever saw it;
 # but the prebuilt std still carries the code that formats those messages.
 # Rebuilding std with `-Cpanic=immediate-abort` (and std's own
-# `optimize_for_size`) drops it: 204 → 183 KB gzip, behaviour unchanged (the
-# end-to-end suite runs against this build). Both are unstable, so the stable
+# `optimize_for_size`) drops it, with behaviour unchanged (the end-to-end
+# suite runs against this build); sizes in BENCHMARKS.md, "Widget bundle". Both are unstable, so the stable
 # toolchain is told to accept them for this one build (RUSTC_BOOTSTRAP=1);
 # native builds, clippy and the wasm tests use the normal std. Needs the
 # rust-src component (scripts/setup.sh).
