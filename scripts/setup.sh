@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
-# the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact version in
-# Cargo.lock), wasm-opt (npm's binaryen, into .tools/) and Chromium +
+# the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
+# version in Cargo.lock), wasm-opt (npm's binaryen, into .tools/) and Chromium +
 # ChromeDriver (Debian). Idempotent: each piece is checked first and skipped when present
 # at the right version, so a second run takes about a second.
 set -euo pipefail
@@ -32,7 +32,7 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# The release bundle rebuilds std for size (scripts/build-web.sh).
+# The release bundle rebuilds std for size (scripts/bundle.sh).
 if ! rustup component list --installed | grep -q '^rust-src'; then
   say "adding the rust-src component"
   rustup component add rust-src
