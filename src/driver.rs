@@ -7,21 +7,19 @@
 //! decision is made here — those live in the core, once.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 use futures::channel::mpsc;
 use futures::future::{Either, poll_fn, select};
 use futures::{SinkExt, StreamExt};
 use gloo_events::EventListener;
-use gloo_net::http::{Request, RequestBuilder, Response};
+use gloo_net::http::{Request, RequestBuilder};
 use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use optrail_core::{
-    ApiError, ClientFrame, Command, Epoch, Event, EventsPage, HistoryError, Input, Operation,
-    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp,
-    TrackedOperation,
+    ClientFrame, Command, Epoch, Event, EventsPage, HistoryError, Input, Operation, OperationId,
+    Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp, TrackedOperation,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -90,17 +88,49 @@ impl std::fmt::Display for HttpError {
 struct State {
     session: Session,
     /// Outgoing frames of each open socket; dropping the sender closes it.
-    sockets: HashMap<SocketId, mpsc::UnboundedSender<String>>,
-    timers: HashMap<Timer, Timeout>,
+    sockets: Slots<SocketId, mpsc::UnboundedSender<String>>,
+    timers: Slots<Timer, Timeout>,
     listeners: Vec<EventListener>,
     ticker: Option<Interval>,
     /// Compat mode: the session's one socket is virtual; each subscribed
     /// operation has a real socket of its own.
-    compat_sockets: HashMap<OperationId, mpsc::UnboundedSender<String>>,
+    compat_sockets: Slots<OperationId, mpsc::UnboundedSender<String>>,
     virtual_socket: Option<SocketId>,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
     alive: bool,
+}
+
+/// A map for the handful of sockets and timers alive at once. A scanned
+/// `Vec` does the job in a fraction of a hash map's code (the three maps
+/// here cost about 3 KB of the gzipped bundle as `HashMap`s).
+struct Slots<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for Slots<K, V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<K: PartialEq, V> Slots<K, V> {
+    /// Replaces (and so drops) any value already under `key`.
+    fn insert(&mut self, key: K, value: V) {
+        self.remove(&key);
+        self.0.push((key, value));
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        let index = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(index).1)
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// Owns the session and carries out its commands. See the module doc.
@@ -126,11 +156,11 @@ impl Driver {
             ui,
             state: RefCell::new(State {
                 session,
-                sockets: HashMap::new(),
-                timers: HashMap::new(),
+                sockets: Slots::default(),
+                timers: Slots::default(),
                 listeners: Vec::new(),
                 ticker: None,
-                compat_sockets: HashMap::new(),
+                compat_sockets: Slots::default(),
                 virtual_socket: None,
                 recorded: Vec::new(),
                 alive: true,
@@ -255,16 +285,15 @@ impl Driver {
                     after.0,
                     limit,
                 );
-                let request_builder = self.authorized(Request::get(&url));
+                let fetch = self.authorized(Request::get(&url)).build();
                 let driver = self.this.clone();
                 let compat = self.config.compat;
                 spawn_local(async move {
+                    let body = send(fetch).await;
                     let page = if compat {
-                        fetch_json::<Vec<Event>>(request_builder)
-                            .await
-                            .map(|events| compat_page(operation_id, events))
+                        decode::<Vec<Event>>(body).map(|events| compat_page(operation_id, events))
                     } else {
-                        fetch_json::<EventsPage>(request_builder).await
+                        decode::<EventsPage>(body)
                     };
                     let input = match page {
                         Ok(page) => Input::HistoryReceived { request, page },
@@ -284,10 +313,11 @@ impl Driver {
                 let url = self
                     .config
                     .url(&self.config.urls.cancel, operation_id.as_str(), 0, 0);
-                let request_builder = self.authorized(Request::delete(&url));
+                let request = self.authorized(Request::delete(&url)).build();
                 let driver = self.this.clone();
                 spawn_local(async move {
-                    if let Err(error) = fetch_json::<Value>(request_builder).await {
+                    // Any 2xx means canceled, whatever its body (204 included).
+                    if let Err(error) = send(request).await {
                         feed(
                             &driver,
                             Input::CancelFailed {
@@ -413,7 +443,7 @@ impl Driver {
             .authorized(Request::post(&url))
             .json(&body)
             .map_err(|_| "The form could not be encoded.".to_owned())?;
-        let operation: Operation = send_json(request).await.map_err(|e| match e {
+        let operation: Operation = decode(send(Ok(request)).await).map_err(|e| match e {
             HttpError::Unreachable => {
                 "Couldn't reach the server — check your connection and try again.".to_owned()
             }
@@ -561,27 +591,36 @@ async fn run_socket(
     closed();
 }
 
-/// Sends a request without a body (GET, DELETE) and reads its JSON answer.
-async fn fetch_json<T: DeserializeOwned>(builder: RequestBuilder) -> Result<T, HttpError> {
-    send_json(builder.build().map_err(|_| HttpError::Unreachable)?).await
-}
-
-async fn send_json<T: DeserializeOwned>(request: gloo_net::http::Request) -> Result<T, HttpError> {
+/// Sends a request and returns the body of a successful answer. `request`
+/// is what building it gave; a request that could not be built counts as
+/// unreachable.
+///
+/// Deliberately not generic: decoding is a separate, synchronous step
+/// ([`decode`]), so the bundle carries one copy of this async code rather
+/// than one per answer type.
+async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, HttpError> {
+    let request = request.map_err(|_| HttpError::Unreachable)?;
     let response = request.send().await.map_err(|_| HttpError::Unreachable)?;
-    read_json(response).await
-}
-
-async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, HttpError> {
     let status = response.status();
     if status == 404 {
         return Err(HttpError::NotFound);
     }
+    let body = response.text().await;
     if !response.ok() {
-        let message = match response.json::<ApiError>().await {
-            Ok(error) => error.message,
-            Err(_) => format!("the server answered {status}"),
-        };
+        // Only `message` is read, not the whole `optrail_core::ApiError`: a host's own
+        // backend may send a message without our `code`, and it should still
+        // reach the person.
+        let message = body
+            .ok()
+            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| format!("the server answered {status}"));
         return Err(HttpError::Refused { status, message });
     }
-    response.json::<T>().await.map_err(|_| HttpError::BadBody)
+    body.map_err(|_| HttpError::BadBody)
+}
+
+/// Reads a successful answer's JSON body as `T`.
+fn decode<T: DeserializeOwned>(body: Result<String, HttpError>) -> Result<T, HttpError> {
+    serde_json::from_str(&body?).map_err(|_| HttpError::BadBody)
 }
