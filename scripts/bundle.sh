@@ -17,14 +17,14 @@ export CARGO_UNSTABLE_BUILD_STD=std,panic_abort
 export CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort"
 
-# Prints "RAW GZIP" in bytes for the .wasm and .js files in directory $1:
-# what a browser downloads, before and after gzip -9.
+# Prints "RAW GZIP" in bytes for the .wasm and .js files under directory $1
+# (wasm-bindgen's inline snippets included): what a browser downloads,
+# before and after gzip -9.
 bundle_size() {
   local raw=0 gz=0 f
-  for f in "$1"/*.wasm "$1"/*.js; do
-    [ -f "$f" ] || continue
+  while IFS= read -r -d '' f; do
     raw=$((raw + $(stat -c %s "$f")))
     gz=$((gz + $(gzip -9 -c "$f" | wc -c)))
-  done
+  done < <(find "$1" -type f \( -name '*.wasm' -o -name '*.js' \) -print0)
   echo "$raw $gz"
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
-# version in Cargo.lock), wasm-opt (npm's binaryen, into .tools/) and Chromium +
-# ChromeDriver (Debian). Idempotent: each piece is checked first and skipped when present
-# at the right version, so a second run takes about a second.
+# version in Cargo.lock), wasm-opt (npm's binaryen) and terser (both from npm,
+# into .tools/), and Chromium + ChromeDriver (Debian). Idempotent: each piece
+# is checked first and skipped when present at the right version, so a second
+# run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
 # Debian's binaryen (108) cannot parse the reference-types opcodes that
 # rustc + wasm-bindgen emit today; npm's build of binaryen can.
 BINARYEN_VERSION=132
+# Minifies the release JavaScript (scripts/minify-js.sh).
+TERSER_VERSION=5.51.4
 APT_PACKAGES=(chromium chromium-driver)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
@@ -52,6 +55,10 @@ fi
 if [ "$(.tools/node_modules/.bin/wasm-opt --version 2>/dev/null)" != "wasm-opt version $BINARYEN_VERSION (version_$BINARYEN_VERSION)" ]; then
   say "installing wasm-opt (binaryen $BINARYEN_VERSION) from npm into .tools/"
   npm install --silent --no-audit --no-fund --prefix .tools "binaryen@$BINARYEN_VERSION.0.0" >/dev/null
+fi
+if [ "$(.tools/node_modules/.bin/terser --version 2>/dev/null)" != "terser $TERSER_VERSION" ]; then
+  say "installing terser $TERSER_VERSION from npm into .tools/"
+  npm install --silent --no-audit --no-fund --prefix .tools "terser@$TERSER_VERSION" >/dev/null
 fi
 wasm_opt_pin=$(sed -n 's/^wasm_opt *= *"\(.*\)"/\1/p' Trunk.toml)
 [ "$wasm_opt_pin" = "version_$BINARYEN_VERSION" ] || die "Trunk.toml pins wasm_opt $wasm_opt_pin but setup installs version_$BINARYEN_VERSION"
