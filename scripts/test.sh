@@ -23,11 +23,21 @@ core_is_pure() {
   echo "optrail-core depends on no browser, runtime or server crate"
 }
 
+no_debug_text() {
+  # The release bundle prints `{:?}` as nothing (scripts/bundle.sh), so the
+  # widget must never format text with it.
+  if grep -rn ':?}' src/; then
+    echo "src/ formats with {:?}, which the release bundle prints as nothing"; return 1
+  fi
+  echo "src/ formats no text with {:?}"
+}
+
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 
 step setup scripts/setup.sh
 step "cargo fmt" cargo fmt --all -- --check
 step "core purity" core_is_pure
+step "no {:?} in widget text" no_debug_text
 step "clippy (host)" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32)" cargo clippy -p optrail --target wasm32-unknown-unknown --all-targets --locked -- -D warnings
 step "widget build (trunk, release)" scripts/build-web.sh

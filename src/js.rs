@@ -84,7 +84,7 @@ fn status(name: &str) -> Result<Status, JsError> {
         "Failed" => Ok(Status::Failed),
         "Canceled" => Ok(Status::Canceled),
         other => Err(JsError::new(&format!(
-            "optrail: terminal status {other:?} must be \"Succeeded\", \"Failed\" or \"Canceled\""
+            "optrail: terminal status \"{other}\" must be \"Succeeded\", \"Failed\" or \"Canceled\""
         ))),
     }
 }
@@ -135,7 +135,7 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
         Some("compact") => ViewMode::Compact,
         Some(other) => {
             return Err(JsError::new(&format!(
-                "optrail: option `view` must be \"full\" or \"compact\", not {other:?}"
+                "optrail: option `view` must be \"full\" or \"compact\", not \"{other}\""
             )));
         }
     };

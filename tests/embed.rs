@@ -105,7 +105,12 @@ async fn js_mount_rejects_bad_options_with_a_clear_message() {
         .dyn_into::<js_sys::Error>()
         .unwrap()
         .message();
-    assert!(String::from(message).contains("`view`"));
+    // The offending value is quoted by hand, not with `{:?}`: the release
+    // bundle is built with `-Zfmt-debug=none` (scripts/bundle.sh).
+    assert_eq!(
+        String::from(message),
+        "optrail: option `view` must be \"full\" or \"compact\", not \"sideways\""
+    );
 }
 
 #[wasm_bindgen_test]
