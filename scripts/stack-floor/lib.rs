@@ -3,45 +3,12 @@
 //! that sends a frame and reads a stream, serde_json values. It never runs;
 //! it exists to be weighed (scripts/stack-floor.sh), so that the widget's
 //! bundle can be split into "the stack" and "our features".
+//!
+//! With the `core` feature it weighs the next layer instead
+//! (`with_core.rs`): the same stack plus optrail-core's session, driven by
+//! the thinnest adapter.
 
-use futures::{SinkExt, StreamExt};
-use gloo_net::http::Request;
-use gloo_net::websocket::{Message, futures::WebSocket};
-use leptos::prelude::*;
-use wasm_bindgen::prelude::*;
-
-#[wasm_bindgen(start)]
-pub fn start() {
-    let lines = RwSignal::new(Vec::<(u64, String)>::new());
-    let push = move |value: serde_json::Value| {
-        let seq = value["seq"].as_u64().unwrap_or(0);
-        lines.update(|list| list.push((seq, value["message"].to_string())));
-    };
-    wasm_bindgen_futures::spawn_local(async move {
-        if let Ok(response) = Request::get("/events?after=0").send().await
-            && let Ok(page) = response.json::<Vec<serde_json::Value>>().await
-        {
-            page.into_iter().for_each(push);
-        }
-        let Ok(socket) = WebSocket::open("ws://127.0.0.1/ws") else {
-            return;
-        };
-        let (mut sink, mut stream) = socket.split();
-        let subscribe = serde_json::json!({"type": "subscribe", "after": 0});
-        let _ = sink.send(Message::Text(subscribe.to_string())).await;
-        while let Some(Ok(Message::Text(text))) = stream.next().await {
-            if let Ok(value) = serde_json::from_str(&text) {
-                push(value);
-            }
-        }
-    });
-    leptos::mount::mount_to_body(move || {
-        view! {
-            <ul>
-                <For each=move || lines.get() key=|(seq, _)| *seq let:((_, message))>
-                    <li>{message}</li>
-                </For>
-            </ul>
-        }
-    });
-}
+#[cfg(not(feature = "core"))]
+mod stack;
+#[cfg(feature = "core")]
+mod with_core;
