@@ -56,12 +56,12 @@ impl WidgetCtx {
         }
     }
 
-    /// The selected operation's row, if it is tracked.
-    pub fn selected_row(&self) -> Option<OperationRow> {
-        let id = self.selected.get()?;
-        self.ui
-            .snapshot
-            .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
+    /// One operation's row, kept up to date; `None` once it is no longer
+    /// tracked. The list and the detail view both use this one memo, so its
+    /// code is in the bundle once.
+    pub fn row(&self, id: OperationId) -> Memo<Option<OperationRow>> {
+        let snapshot = self.ui.snapshot;
+        Memo::new(move |_| snapshot.with(|s| s.operations.iter().find(|op| op.id == id).cloned()))
     }
 
     pub fn select(&self, id: Option<OperationId>) {

@@ -35,20 +35,11 @@ pub fn OperationList() -> impl IntoView {
 #[component]
 fn OperationListItem(id: optrail_core::OperationId) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    let row = {
-        let id = id.clone();
-        Memo::new(move |_| {
-            ctx.ui
-                .snapshot
-                .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
-        })
-    };
+    let row = ctx.row(id.clone());
     let selected = {
         let id = id.clone();
         move || ctx.selected.with(|s| s.as_ref() == Some(&id))
     };
-    let status = Signal::derive(move || row.with(|r| r.as_ref().map(|r| r.status)));
-    let progress = Signal::derive(move || row.with(|r| r.as_ref().and_then(|r| r.progress)));
     view! {
         <li class="optrail-list-item" data-operation-id=id.to_string()>
             <button
@@ -63,8 +54,8 @@ fn OperationListItem(id: optrail_core::OperationId) -> impl IntoView {
                 <span class="optrail-list-title">
                     {move || row.with(|r| r.as_ref().map(|r| r.title()).unwrap_or_default())}
                 </span>
-                <StatusChip status=status />
-                <ProgressBar progress=progress compact=true />
+                <StatusChip row=row />
+                <ProgressBar row=row compact=true />
                 <span class="optrail-list-age">
                     {move || {
                         row.with(|r| r.as_ref().and_then(|r| r.started_at))

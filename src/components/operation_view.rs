@@ -1,32 +1,38 @@
+use leptos::either::Either;
 use leptos::prelude::*;
 use optrail_core::{OperationId, Problem, Status};
 
 use super::WidgetCtx;
 use crate::model::{OperationRow, ago, duration, percent_css, problem_text, status_slug};
 
-/// A status as a colored chip.
+/// An operation's status as a colored chip.
 #[component]
-pub fn StatusChip(#[prop(into)] status: Signal<Option<Status>>) -> impl IntoView {
-    let name = move || status.get().map_or("not-started", status_slug);
+pub fn StatusChip(row: Memo<Option<OperationRow>>) -> impl IntoView {
+    let status = move || row.with(|r| r.as_ref().map(|r| r.status));
     view! {
-        <span class="optrail-chip" data-status=name>
-            {move || status.get().map(Status::label).unwrap_or("Waiting")}
+        <span class="optrail-chip" data-status=move || status().map_or("not-started", status_slug)>
+            {move || status().map(Status::label).unwrap_or("Waiting")}
         </span>
     }
 }
 
-/// An accessible progress bar; indeterminate while no percentage is known.
+/// An operation's progress as an accessible bar; indeterminate while no
+/// percentage is known.
+///
+/// This and [`StatusChip`] read the row memo itself rather than a derived
+/// `Signal` each: a `Signal<T>` per value type costs the bundle its own code.
 #[component]
 pub fn ProgressBar(
-    #[prop(into)] progress: Signal<Option<f64>>,
+    row: Memo<Option<OperationRow>>,
     #[prop(optional)] compact: bool,
 ) -> impl IntoView {
-    let rounded = move || progress.get().map(|p| p.round() as u32);
+    let progress = move || row.with(|r| r.as_ref().and_then(|r| r.progress));
+    let rounded = move || progress().map(|p| p.round() as u32);
     view! {
         <div
             class="optrail-progress"
             class:optrail-progress-compact=compact
-            class:optrail-progress-indeterminate=move || progress.get().is_none()
+            class:optrail-progress-indeterminate=move || progress().is_none()
             role="progressbar"
             aria-label="Progress"
             aria-valuemin="0"
@@ -36,7 +42,7 @@ pub fn ProgressBar(
         >
             <div
                 class="optrail-progress-fill"
-                style:width=move || percent_css(progress.get().unwrap_or(0.0))
+                style:width=move || percent_css(progress().unwrap_or(0.0))
             ></div>
         </div>
     }
@@ -47,13 +53,12 @@ pub fn ProgressBar(
 pub fn OperationDetail() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
     move || match ctx.selected.get() {
-        Some(id) => view! { <OperationPanel id=id /> }.into_any(),
-        None => view! {
+        Some(id) => Either::Left(view! { <OperationPanel id=id /> }),
+        None => Either::Right(view! {
             <p class="optrail-detail-empty">
                 "Start an operation, or pick one from the list to watch it live."
             </p>
-        }
-        .into_any(),
+        }),
     }
 }
 
@@ -71,18 +76,10 @@ fn iso_time(ms: i64) -> String {
 #[component]
 fn OperationPanel(id: OperationId) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    let row: Memo<Option<OperationRow>> = {
-        let id = id.clone();
-        Memo::new(move |_| {
-            ctx.ui
-                .snapshot
-                .with(|s| s.operations.iter().find(|op| op.id == id).cloned())
-        })
-    };
+    let row = ctx.row(id.clone());
     let field =
         move |f: fn(&OperationRow) -> String| row.with(|r| r.as_ref().map(f).unwrap_or_default());
-    let status = Signal::derive(move || row.with(|r| r.as_ref().map(|r| r.status)));
-    let progress = Signal::derive(move || row.with(|r| r.as_ref().and_then(|r| r.progress)));
+    let status = move || row.with(|r| r.as_ref().map(|r| r.status));
     let events = move || row.with(|r| r.as_ref().map(|r| r.events.clone()).unwrap_or_default());
     let elapsed = move || {
         row.with(|r| {
@@ -97,7 +94,7 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
     let id_attr = id_text.clone();
     view! {
         <article class="optrail-operation" data-operation-id=id_attr data-status=move || {
-            status.get().map(status_slug).unwrap_or_default()
+            status().map(status_slug).unwrap_or_default()
         }>
             <Show
                 when=move || row.with(Option::is_some)
@@ -105,13 +102,13 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
             >
                 <header class="optrail-operation-header">
                     <h3 class="optrail-operation-title">{move || field(OperationRow::title)}</h3>
-                    <StatusChip status=status />
+                    <StatusChip row=row />
                 </header>
                 <p class="optrail-operation-id">
                     "ID " <code>{id_text.clone()}</code>
                     <a class="optrail-link" href=link.clone()>"link"</a>
                 </p>
-                <ProgressBar progress=progress />
+                <ProgressBar row=row />
                 <p class="optrail-operation-meta">
                     <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
                     <span class="optrail-recovery" role="status">
@@ -155,15 +152,13 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
     let retry_error = RwSignal::new(None::<String>);
     move || {
-        let Some(r) = row.get() else {
-            return ().into_any();
-        };
+        let r = row.get()?;
         let id = r.id.clone();
         let not_found = r.problem == Some(Problem::NotFound);
         if not_found || !r.status.is_terminal() {
             let requested = r.cancel_requested;
             let cancel_id = id.clone();
-            return view! {
+            return Some(Either::Left(view! {
                 <div class="optrail-controls">
                     {(!not_found).then(|| view! {
                         <button
@@ -176,8 +171,7 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
                     })}
                     {not_found.then(|| view! { <ForgetButton id=id /> })}
                 </div>
-            }
-            .into_any();
+            }));
         }
         let took = r
             .started_at
@@ -205,7 +199,7 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
             _ => format!("Stopped after {took}."),
         };
         let retry = (failed && !r.kind.is_empty()).then(|| (r.kind.clone(), r.params.clone()));
-        view! {
+        Some(Either::Right(view! {
             <div class="optrail-outcome" data-outcome=status_slug(r.status)>
                 <p class="optrail-outcome-title">{r.status.label()}</p>
                 <p class="optrail-outcome-text" class:optrail-failure-reason=failed>{text}</p>
@@ -227,8 +221,7 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
                     <p class="optrail-form-error" role="alert">{move || retry_error.get()}</p>
                 })}
             </div>
-        }
-        .into_any()
+        }))
     }
 }
 
