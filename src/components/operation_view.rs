@@ -48,11 +48,21 @@ pub fn ProgressBar(
     }
 }
 
-/// The selected operation, or a hint when none is.
+/// The selected operation while it is tracked, or a hint.
 #[component]
 pub fn OperationDetail() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    move || match ctx.selected.get() {
+    // A memo, so that the panel is built once per selection rather than on
+    // every snapshot, and is gone as soon as its operation is forgotten.
+    let shown = Memo::new(move |_| {
+        let id = ctx.selected.get()?;
+        let tracked = ctx
+            .ui
+            .snapshot
+            .with(|s| s.operations.iter().any(|op| op.id == id));
+        tracked.then_some(id)
+    });
+    move || match shown.get() {
         Some(id) => Either::Left(view! { <OperationPanel id=id /> }),
         None => Either::Right(view! {
             <p class="optrail-detail-empty">
@@ -96,50 +106,45 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
         <article class="optrail-operation" data-operation-id=id_attr data-status=move || {
             status().map(status_slug).unwrap_or_default()
         }>
-            <Show
-                when=move || row.with(Option::is_some)
-                fallback=|| view! { <p class="optrail-detail-empty">"This operation is no longer tracked."</p> }
-            >
-                <header class="optrail-operation-header">
-                    <h3 class="optrail-operation-title">{move || field(OperationRow::title)}</h3>
-                    <StatusChip row=row />
-                </header>
-                <p class="optrail-operation-id">
-                    "ID " <code>{id_text.clone()}</code>
-                    <a class="optrail-link" href=link.clone()>"link"</a>
+            <header class="optrail-operation-header">
+                <h3 class="optrail-operation-title">{move || field(OperationRow::title)}</h3>
+                <StatusChip row=row />
+            </header>
+            <p class="optrail-operation-id">
+                "ID " <code>{id_text}</code>
+                <a class="optrail-link" href=link>"link"</a>
+            </p>
+            <ProgressBar row=row />
+            <p class="optrail-operation-meta">
+                <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
+                <span class="optrail-recovery" role="status">
+                    {move || row.with(|r| r.as_ref().map(OperationRow::recovery_line).unwrap_or_default())}
+                </span>
+            </p>
+            <Show when=move || row.with(|r| r.as_ref().is_some_and(|r| r.problem.is_some()))>
+                <p class="optrail-problem" role="alert">
+                    {move || row.with(|r| {
+                        r.as_ref()
+                            .and_then(|r| r.problem.as_ref())
+                            .map(|p| problem_text(p, ctx.ui.now.get()))
+                            .unwrap_or_default()
+                    })}
                 </p>
-                <ProgressBar row=row />
-                <p class="optrail-operation-meta">
-                    <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
-                    <span class="optrail-recovery" role="status">
-                        {move || row.with(|r| r.as_ref().map(OperationRow::recovery_line).unwrap_or_default())}
-                    </span>
-                </p>
-                <Show when=move || row.with(|r| r.as_ref().is_some_and(|r| r.problem.is_some()))>
-                    <p class="optrail-problem" role="alert">
-                        {move || row.with(|r| {
-                            r.as_ref()
-                                .and_then(|r| r.problem.as_ref())
-                                .map(|p| problem_text(p, ctx.ui.now.get()))
-                                .unwrap_or_default()
-                        })}
-                    </p>
-                </Show>
-                <Outcome row=row />
-                <ol class="optrail-timeline" aria-label="Events">
-                    <For each=events key=|event| event.key.clone() let:event>
-                        <li class="optrail-event" data-seq=event.seq.map(|s| s.to_string()) data-event-id=event.key.clone()>
-                            <span class="optrail-event-type">{event.kind.clone()}</span>
-                            <span class="optrail-event-message">{event.message.clone()}</span>
-                            <time class="optrail-event-time" datetime=iso_time(event.at) title=iso_time(event.at)>
-                                {absolute_time(event.at)}
-                                " · "
-                                {move || ago(ctx.ui.now.get(), event.at)}
-                            </time>
-                        </li>
-                    </For>
-                </ol>
             </Show>
+            <Outcome row=row />
+            <ol class="optrail-timeline" aria-label="Events">
+                <For each=events key=|event| event.key.clone() let:event>
+                    <li class="optrail-event" data-seq=event.seq.map(|s| s.to_string()) data-event-id=event.key.clone()>
+                        <span class="optrail-event-type">{event.kind.clone()}</span>
+                        <span class="optrail-event-message">{event.message.clone()}</span>
+                        <time class="optrail-event-time" datetime=iso_time(event.at) title=iso_time(event.at)>
+                            {absolute_time(event.at)}
+                            " · "
+                            {move || ago(ctx.ui.now.get(), event.at)}
+                        </time>
+                    </li>
+                </For>
+            </ol>
         </article>
     }
 }
