@@ -310,6 +310,10 @@ async fn a_reload_resumes_every_tracked_operation_from_local_storage() {
         attr(&host, ".optrail-list-item", "data-operation-id").as_deref(),
         Some(OP)
     );
+    assert!(
+        attr(&host, ".optrail-empty", "hidden").is_some(),
+        "the empty-list hint is hidden"
+    );
     let commands = second.driver().take_recorded();
     let socket = commands
         .iter()
@@ -339,6 +343,8 @@ async fn corrupt_storage_is_reset_with_a_visible_notice() {
     assert!(notice.contains("reset"), "notice shown: {notice:?}");
     assert!(storage.get_item("t-corrupt:tracked").unwrap().is_none());
     assert!(host.query_selector(".optrail-list-item").unwrap().is_none());
+    assert_eq!(texts(&host, ".optrail-empty"), ["No operations yet."]);
+    assert!(attr(&host, ".optrail-empty", "hidden").is_none());
     widget.unmount();
 
     storage
