@@ -9,7 +9,7 @@ export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 # The goal is 150 KB gzip (issue 5); the build fails only above this
 # ceiling, which is set just over today's measured size to catch growth.
 GOAL_GZIP_KB=150
-LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-175}
+LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-170}
 
 # shellcheck source=bundle.sh
 source scripts/bundle.sh
