@@ -12,3 +12,18 @@
 mod stack;
 #[cfg(feature = "core")]
 mod with_core;
+
+use leptos::prelude::*;
+
+/// The one view both floors mount: a keyed list of `(seq, message)`.
+fn mount_list(lines: RwSignal<Vec<(u64, String)>>) {
+    leptos::mount::mount_to_body(move || {
+        view! {
+            <ul>
+                <For each=move || lines.get() key=|(seq, _)| *seq let:((_, message))>
+                    <li>{message}</li>
+                </For>
+            </ul>
+        }
+    });
+}

@@ -31,13 +31,5 @@ pub fn start() {
             }
         }
     });
-    leptos::mount::mount_to_body(move || {
-        view! {
-            <ul>
-                <For each=move || lines.get() key=|(seq, _)| *seq let:((_, message))>
-                    <li>{message}</li>
-                </For>
-            </ul>
-        }
-    });
+    crate::mount_list(lines);
 }

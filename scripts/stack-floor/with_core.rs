@@ -167,13 +167,5 @@ pub fn start() {
     SESSION.with(|cell| {
         *cell.borrow_mut() = Some((Session::new(SessionOptions::default(), seed), lines))
     });
-    leptos::mount::mount_to_body(move || {
-        view! {
-            <ul>
-                <For each=move || lines.get() key=|(seq, _)| *seq let:((_, message))>
-                    <li>{message}</li>
-                </For>
-            </ul>
-        }
-    });
+    crate::mount_list(lines);
 }
