@@ -48,11 +48,7 @@ pub fn App(ctx: WidgetCtx) -> impl IntoView {
     // Forgotten here or in another tab: stop showing it.
     Effect::new(move |_| {
         let selected = ctx.selected.get();
-        let gone = selected.as_ref().is_some_and(|id| {
-            ctx.ui
-                .snapshot
-                .with(|s| !s.operations.iter().any(|op| &op.id == id))
-        });
+        let gone = selected.as_ref().is_some_and(|id| !ctx.tracks(id));
         if gone {
             ctx.selected.set(None);
         }

@@ -64,6 +64,13 @@ impl WidgetCtx {
         Memo::new(move |_| snapshot.with(|s| s.operations.iter().find(|op| op.id == id).cloned()))
     }
 
+    /// Whether the operation is tracked (reactive: reads the snapshot).
+    pub fn tracks(&self, id: &OperationId) -> bool {
+        self.ui
+            .snapshot
+            .with(|s| s.operations.iter().any(|op| &op.id == id))
+    }
+
     pub fn select(&self, id: Option<OperationId>) {
         self.selected.set(id);
     }

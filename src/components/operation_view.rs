@@ -56,11 +56,7 @@ pub fn OperationDetail() -> impl IntoView {
     // every snapshot, and is gone as soon as its operation is forgotten.
     let shown = Memo::new(move |_| {
         let id = ctx.selected.get()?;
-        let tracked = ctx
-            .ui
-            .snapshot
-            .with(|s| s.operations.iter().any(|op| op.id == id));
-        tracked.then_some(id)
+        ctx.tracks(&id).then_some(id)
     });
     move || match shown.get() {
         Some(id) => Either::Left(view! { <OperationPanel id=id /> }),
