@@ -607,9 +607,9 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, HttpE
     }
     let body = response.text().await;
     if !response.ok() {
-        // Only `message` is read, not the whole `optrail_core::ApiError`: a host's own
-        // backend may send a message without our `code`, and it should still
-        // reach the person.
+        // Only `message` is read, not the whole `optrail_core::ApiError`: a
+        // host's own backend may send a message without our `code`, and it
+        // should still reach the person.
         let message = body
             .ok()
             .and_then(|body| serde_json::from_str::<Value>(&body).ok())
