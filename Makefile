@@ -1,11 +1,14 @@
 # The two commands a person needs. Everything else lives in scripts/.
-.PHONY: run test setup web soak bench
+.PHONY: run test check setup web soak bench
 
 run:   ## install what is missing, build the widget, serve on http://127.0.0.1:8080
 	@scripts/run.sh
 
 test:  ## install what is missing, then run every check
 	@scripts/test.sh
+
+check: ## the fast inner loop: fmt, clippy (host), core and server tests
+	@scripts/check.sh
 
 setup:
 	@scripts/setup.sh

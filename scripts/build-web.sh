@@ -14,7 +14,16 @@ LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-170}
 # shellcheck source=bundle.sh
 source scripts/bundle.sh
 
-trunk build --release --offline 2>&1 | grep -vE '^\s*$' | tail -n 5
+# Trunk's own summary of a failed build hides the compiler's error: keep the
+# whole log, show its tail when all is well and all of it when not.
+mkdir -p target
+log=target/build-web.log
+if ! trunk build --release --offline >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "build-web: the widget build failed (full log above, also in $log)" >&2
+  exit 1
+fi
+grep -vE '^\s*$' "$log" | tail -n 5
 
 read -r raw gz < <(bundle_size dist)
 [ "$gz" -gt 0 ] || { echo "build-web: no wasm/js in dist/" >&2; exit 1; }

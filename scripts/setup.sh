@@ -2,9 +2,10 @@
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
 # version in Cargo.lock), wasm-opt (npm's binaryen) and terser (both from npm,
-# into .tools/), and Chromium + ChromeDriver (Debian). Idempotent: each piece
-# is checked first and skipped when present at the right version, so a second
-# run takes about a second.
+# into .tools/), Chromium + ChromeDriver (Debian), and every crate any build
+# or test needs (so later `--offline` builds work on a new machine).
+# Idempotent: each piece is checked first and skipped when present at the
+# right version, so a second run takes a few seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,9 @@ WASM_BINDGEN_VERSION=$(lock_version wasm-bindgen)
 trunk_pin=$(sed -n 's/^wasm_bindgen *= *"\(.*\)"/\1/p' Trunk.toml)
 [ "$trunk_pin" = "$WASM_BINDGEN_VERSION" ] || die "Trunk.toml pins wasm_bindgen $trunk_pin but Cargo.lock has $WASM_BINDGEN_VERSION: make them equal (and keep the =version in Cargo.toml)."
 
+# rust-toolchain.toml pins the toolchain and names the target and components;
+# rustup installs them on first use. These checks make that explicit, and
+# cover a rustup too old to read the file's lists.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   say "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -76,3 +80,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v chromedriver >/dev/null || die "chromedriver is not on PATH after installing chromium-driver"
+
+# Every crate a build or test needs, fetched now so that the `--offline`
+# builds after this (Trunk builds offline) find them on a new machine:
+# the workspace for every target, and std's own dependencies for the bundle,
+# which rebuilds std (scripts/bundle.sh) and so needs crates such as
+# `dlmalloc` that no cache has until something fetches them. A warm cache
+# makes both near-instant.
+say "fetching the crates builds and tests need"
+cargo fetch --locked --quiet
+(
+  # shellcheck source=bundle.sh
+  source scripts/bundle.sh
+  cargo fetch --locked --quiet --target wasm32-unknown-unknown
+)

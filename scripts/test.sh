@@ -4,13 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() {
-  local name=$1; shift
-  printf '\n\033[1m== %s\033[0m\n' "$name"
-  local start=$SECONDS
-  "$@"
-  printf '\033[2m   (%s: %ss)\033[0m\n' "$name" $((SECONDS - start))
-}
+# shellcheck source=step.sh
+source scripts/step.sh
 
 core_is_pure() {
   # The core must stay free of browser, async-runtime and server crates.
