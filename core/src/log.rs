@@ -80,6 +80,9 @@ pub struct EventLog {
     /// report does not overwrite a newer one.
     progress: Option<(OrderKey, f64)>,
     terminal: Option<(OrderKey, Status)>,
+    /// Changes whenever the events held change (an insert or a clear), so a
+    /// renderer can tell an untouched log from a changed one in O(1).
+    generation: u64,
 }
 
 /// Events in arrival order, in fixed-size chunks: growing never moves the
@@ -137,9 +140,11 @@ impl EventLog {
             duplicates: 0,
             progress: None,
             terminal: None,
+            generation: 0,
         }
     }
 
+    /// How the log orders its events.
     pub fn order(&self) -> LogOrder {
         self.order
     }
@@ -166,6 +171,7 @@ impl EventLog {
             }
         }
         self.events.push(event);
+        self.generation += 1;
         Insert::Added
     }
 
@@ -238,7 +244,55 @@ impl EventLog {
     /// Forgets everything: the stream was rebuilt under a new epoch and its
     /// seqs no longer line up with what was held.
     pub fn clear(&mut self) {
+        let generation = self.generation + 1;
         *self = Self::new(self.order, self.interpretation.clone());
+        self.generation = generation;
+    }
+
+    /// Changes whenever the events held change; equal generations of one
+    /// log mean the same events.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// How many rows a timeline of this log has: in seq order one per seq up
+    /// to the highest held (a missing seq is a row still loading), in time
+    /// order one per event.
+    pub fn rows(&self) -> usize {
+        match self.order {
+            LogOrder::BySeq => self.max_seq as usize,
+            LogOrder::ByTime => self.by_time.len(),
+        }
+    }
+
+    /// The event in row `row` (0-based, see [`EventLog::rows`]); `None` for
+    /// a seq not held yet or a row past the end. O(1) in seq order; in time
+    /// order it walks from the nearer end, so rows near the tail (where a
+    /// live timeline is) stay cheap.
+    pub fn row(&self, row: usize) -> Option<&Event> {
+        match self.order {
+            LogOrder::BySeq => match self.slots.get(row) {
+                Some(&slot) if slot != 0 => Some(self.events.get(slot - 1)),
+                _ => None,
+            },
+            LogOrder::ByTime => {
+                let len = self.by_time.len();
+                if row >= len {
+                    None
+                } else if row < len / 2 {
+                    self.by_time.values().nth(row)
+                } else {
+                    self.by_time.values().nth_back(len - 1 - row)
+                }
+                .map(|&index| self.events.get(index))
+            }
+        }
+    }
+
+    /// Events held in rows `0..rows()`: fewer than the rows while earlier
+    /// seqs are still loading.
+    pub fn held(&self) -> usize {
+        self.events.len()
     }
 
     /// The events in order, each once.
@@ -301,10 +355,74 @@ impl EventLog {
         if self.max_seq <= self.contiguous {
             return None;
         }
-        let next_held = (self.contiguous + 1..=self.max_seq)
-            .find(|&seq| self.holds_seq(seq))
+        let next_held = self
+            .next_held(self.contiguous + 1)
             .expect("max_seq is held");
         Some((Seq(self.contiguous + 1), Seq(next_held - 1)))
+    }
+
+    /// The last missing range below the highest seq held: where a history
+    /// loaded newest page first goes on backwards from.
+    pub fn last_gap(&self) -> Option<(Seq, Seq)> {
+        if self.max_seq <= self.contiguous {
+            return None;
+        }
+        let end = self
+            .prev_missing(self.max_seq - 1)
+            .expect("a seq above contiguous is missing");
+        let start = self.prev_held(end).map_or(self.contiguous + 1, |s| s + 1);
+        Some((Seq(start), Seq(end)))
+    }
+
+    /// The lowest held seq `>= from` (up to `max_seq`), a word of the
+    /// bitset at a time: a history loaded newest page first leaves a gap of
+    /// up to [`MAX_AHEAD`] seqs that this must cross on every live event.
+    fn next_held(&self, from: u64) -> Option<u64> {
+        let mut at = (from - 1) as usize;
+        let end = self.max_seq as usize;
+        while at < end {
+            let word = self.held[at / 64] >> (at % 64);
+            if word != 0 {
+                let found = at + word.trailing_zeros() as usize;
+                return (found < end).then_some(found as u64 + 1);
+            }
+            at = (at / 64 + 1) * 64;
+        }
+        None
+    }
+
+    /// The highest held seq `<= to` above the contiguous prefix.
+    fn prev_held(&self, to: u64) -> Option<u64> {
+        self.prev_matching(to, |word| word)
+    }
+
+    /// The highest missing seq `<= to` above the contiguous prefix.
+    fn prev_missing(&self, to: u64) -> Option<u64> {
+        self.prev_matching(to, |word| !word)
+    }
+
+    /// The highest seq in `contiguous + 1 ..= to` whose bit, seen through
+    /// `view`, is set; scanned down a word at a time.
+    fn prev_matching(&self, to: u64, view: impl Fn(u64) -> u64) -> Option<u64> {
+        let floor = self.contiguous as usize; // 0-based index of contiguous + 1
+        let mut at = to as usize; // one past the 0-based index of `to`
+        while at > floor {
+            let top = at - 1;
+            let word = self.held[top / 64];
+            // Keep the bits at or below `top` in this word.
+            let mask = if top % 64 == 63 {
+                !0
+            } else {
+                (1u64 << (top % 64 + 1)) - 1
+            };
+            let bits = view(word) & mask;
+            if bits != 0 {
+                let found = (top / 64) * 64 + 63 - bits.leading_zeros() as usize;
+                return (found >= floor).then_some(found as u64 + 1);
+            }
+            at = (top / 64) * 64;
+        }
+        None
     }
 
     /// The latest progress report in percent (0–100); 100 once succeeded.
@@ -396,6 +514,51 @@ mod tests {
     }
 
     #[test]
+    fn gaps_are_found_across_words_from_both_ends() {
+        let mut log = log();
+        // Newest page first: 1..=3 and 200..=300 held, 4..=199 missing.
+        for seq in (1..=3).chain(200..=300) {
+            log.insert(event(seq, "ProgressUpdated"));
+        }
+        log.insert(event(500, "ProgressUpdated"));
+        assert_eq!(log.first_gap(), Some((Seq(4), Seq(199))));
+        assert_eq!(log.last_gap(), Some((Seq(301), Seq(499))));
+        assert_eq!(log.gaps(), [(Seq(4), Seq(199)), (Seq(301), Seq(499))]);
+        for seq in 301..=499 {
+            log.insert(event(seq, "ProgressUpdated"));
+        }
+        assert_eq!(log.last_gap(), Some((Seq(4), Seq(199))));
+        log.insert(event(64, "ProgressUpdated"));
+        assert_eq!(log.last_gap(), Some((Seq(65), Seq(199))));
+        assert_eq!(log.first_gap(), Some((Seq(4), Seq(63))));
+        for seq in (4..=63).chain(65..=199) {
+            log.insert(event(seq, "ProgressUpdated"));
+        }
+        assert_eq!((log.first_gap(), log.last_gap()), (None, None));
+        assert_eq!(log.contiguous(), Seq(500));
+    }
+
+    #[test]
+    fn rows_are_seqs_with_missing_ones_empty_and_the_generation_moves() {
+        let mut log = log();
+        assert_eq!((log.rows(), log.generation()), (0, 0));
+        log.insert(event(3, "ProgressUpdated"));
+        log.insert(event(1, "ProcessingStarted"));
+        assert_eq!(log.rows(), 3);
+        assert_eq!(log.held(), 2);
+        assert_eq!(log.row(0).and_then(|e| e.seq), Some(Seq(1)));
+        assert!(log.row(1).is_none());
+        assert_eq!(log.row(2).and_then(|e| e.seq), Some(Seq(3)));
+        assert!(log.row(3).is_none());
+        let before = log.generation();
+        log.insert(event(1, "ProcessingStarted"));
+        assert_eq!(log.generation(), before, "a duplicate changes nothing");
+        log.clear();
+        assert!(log.generation() > before);
+        assert_eq!(log.rows(), 0);
+    }
+
+    #[test]
     fn duplicates_by_seq_or_by_id_are_dropped_and_counted() {
         let mut log = log();
         log.insert(event(1, "ProcessingStarted"));
@@ -459,5 +622,9 @@ mod tests {
         assert_eq!(log.insert(a), Insert::Duplicate);
         let ids: Vec<_> = log.iter().map(|e| e.id.0.clone()).collect();
         assert_eq!(ids, ["e2", "e1"]);
+        let rows: Vec<_> = (0..log.rows())
+            .map(|r| log.row(r).unwrap().id.0.clone())
+            .collect();
+        assert_eq!(rows, ids);
     }
 }

@@ -966,12 +966,7 @@ impl Session {
         if op.fetch != Fetch::Idle || op.problem == Some(Problem::NotFound) || op.finished {
             return;
         }
-        let after = op.log.contiguous();
-        let limit = match op.log.first_gap() {
-            // Exactly the gap (or a page of it).
-            Some((start, end)) => (end.0 - start.0 + 1).min(u64::from(page_limit)) as u32,
-            None => page_limit,
-        };
+        let (after, limit) = next_page(op, u64::from(page_limit));
         self.next_request += 1;
         let request = RequestId(self.next_request);
         let op = self.find_mut(id).expect("found above");
@@ -1147,6 +1142,29 @@ impl Session {
 
     fn find_mut(&mut self, id: &OperationId) -> Option<&mut OperationState> {
         self.operations.iter_mut().find(|op| &op.tracked.id == id)
+    }
+}
+
+/// The history request an operation needs next, as `(after, limit)`.
+///
+/// In seq order the newest events come first, because they are what a
+/// person watching sees (a timeline opens at its tail): far behind the head,
+/// the newest page; with a gap, the newest page of the last gap, so a
+/// history loads backwards from the tail one page at a time. A gap from a
+/// lost push is smaller than a page, so it is fetched exactly. Without seqs
+/// there is nothing to page by: the whole history, once per round.
+fn next_page(op: &OperationState, page: u64) -> (Seq, u32) {
+    let contiguous = op.log.contiguous();
+    if op.log.order() == LogOrder::ByTime {
+        return (contiguous, page as u32);
+    }
+    match op.log.last_gap() {
+        Some((start, end)) => {
+            let after = end.0.saturating_sub(page).max(start.0 - 1);
+            (Seq(after), (end.0 - after) as u32)
+        }
+        None if op.head.0 > contiguous.0 + page => (Seq(op.head.0 - page), page as u32),
+        None => (contiguous, page as u32),
     }
 }
 

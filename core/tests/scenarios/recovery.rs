@@ -79,7 +79,7 @@ fn gap_in_live_seqs_fetches_exactly_the_gap() {
 }
 
 #[test]
-fn long_history_is_fetched_page_by_page_up_to_head() {
+fn long_history_loads_its_newest_page_first_then_back_to_the_start() {
     let options = SessionOptions {
         page_limit: 4,
         ..SessionOptions::default()
@@ -98,8 +98,11 @@ fn long_history_is_fetched_page_by_page_up_to_head() {
         };
         commands = s.input(received);
     }
-    assert_eq!(pages, [(0, 4), (4, 4), (8, 4)]);
-    assert_eq!(s.session.operation(&id).unwrap().log.len(), 10);
+    // The tail a person sees first, then earlier pages backwards.
+    assert_eq!(pages, [(6, 4), (2, 4), (0, 2)]);
+    let view = s.session.operation(&id).unwrap();
+    assert_eq!(view.log.len(), 10);
+    assert_eq!(view.recovery, Recovery::Complete { total: 10 });
 }
 
 #[test]
