@@ -2,9 +2,11 @@
 //!
 //! A small loop: every browser happening becomes an [`Input`]; every
 //! [`Command`] the session yields is carried out with gloo-net (WebSocket,
-//! HTTP), gloo-timers and localStorage; after each input the snapshot the
-//! components render is republished. No ordering, dedupe, retry or recovery
-//! decision is made here — those live in the core, once.
+//! HTTP), gloo-timers and localStorage. What the components render is
+//! published at most once per animation frame, and only what changed: the
+//! set of operations when it changes, and each operation's O(1) summary
+//! when it differs (a timeline then reads just its visible rows). No ordering, dedupe, retry or recovery decision is
+//! made here — those live in the core, once.
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -18,8 +20,9 @@ use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use optrail_core::{
-    ClientFrame, Command, Epoch, Event, EventsPage, HistoryError, Input, Operation, OperationId,
-    Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp, TrackedOperation,
+    ClientFrame, Command, Epoch, Event, EventLog, EventsPage, HistoryError, Input, Operation,
+    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp,
+    TrackedOperation,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -27,7 +30,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 
 use crate::config::{Config, IoMode};
-use crate::model::Snapshot;
+use crate::model::{OperationSummary, SessionSummary};
 use crate::storage;
 
 /// The clock the session is fed: ms since the epoch.
@@ -35,10 +38,21 @@ pub fn now() -> i64 {
     js_sys::Date::now() as i64
 }
 
+/// One tracked operation's reactive state (the leptos todomvc idiom: the
+/// list of handles changes only when operations come and go; an event
+/// touches its own operation's signals and nothing else).
+#[derive(Clone)]
+pub struct OperationHandle {
+    pub id: OperationId,
+    pub summary: RwSignal<OperationSummary>,
+}
+
 /// The reactive state the components read. Written only by the driver.
 #[derive(Clone, Copy)]
 pub struct Ui {
-    pub snapshot: RwSignal<Snapshot>,
+    /// Tracked operations, newest first.
+    pub operations: RwSignal<Vec<OperationHandle>>,
+    pub session: RwSignal<SessionSummary>,
     /// Ticks every second, for "12 s ago" and countdowns.
     pub now: RwSignal<i64>,
     /// A widget-wide notice (storage reset, …), dismissible.
@@ -48,7 +62,8 @@ pub struct Ui {
 impl Ui {
     pub fn new() -> Self {
         Self {
-            snapshot: RwSignal::new(Snapshot::default()),
+            operations: RwSignal::new(Vec::new()),
+            session: RwSignal::new(SessionSummary::default()),
             now: RwSignal::new(now()),
             notice: RwSignal::new(None),
         }
@@ -98,8 +113,15 @@ struct State {
     virtual_socket: Option<SocketId>,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
+    /// A publish is scheduled for the next animation frame; this fallback
+    /// timer (kept alive here) covers a frame that does not come soon.
+    publish: Option<Timeout>,
     alive: bool,
 }
+
+/// How long a publish may wait for an animation frame before a timer does
+/// it (a frame may be late, or rendering paused, in a busy or hidden page).
+const PUBLISH_FALLBACK_MS: u32 = 50;
 
 /// A map for the handful of sockets and timers alive at once. A scanned
 /// `Vec` does the job in a fraction of a hash map's code (the three maps
@@ -137,6 +159,9 @@ impl<K: PartialEq, V> Slots<K, V> {
 pub struct Driver {
     config: Config,
     ui: Ui,
+    /// The widget's reactive owner, so signals made while publishing belong
+    /// to the widget and go with it.
+    owner: Option<Owner>,
     state: RefCell<State>,
     this: Weak<Driver>,
 }
@@ -154,6 +179,7 @@ impl Driver {
         let driver = Rc::new_cyclic(|this| Driver {
             config,
             ui,
+            owner: Owner::current(),
             state: RefCell::new(State {
                 session,
                 sockets: Slots::default(),
@@ -163,6 +189,7 @@ impl Driver {
                 compat_sockets: Slots::default(),
                 virtual_socket: None,
                 recorded: Vec::new(),
+                publish: None,
                 alive: true,
             }),
             this: this.clone(),
@@ -186,7 +213,7 @@ impl Driver {
         self.ui
     }
 
-    /// Feeds one input, carries out what follows, republishes.
+    /// Feeds one input, carries out what follows, and schedules a publish.
     pub fn input(&self, input: Input) {
         {
             let mut state = self.state.borrow_mut();
@@ -202,8 +229,101 @@ impl Driver {
                 None => break,
             }
         }
-        let snapshot = Snapshot::of(&self.state.borrow().session);
-        self.ui.snapshot.try_set(snapshot);
+        self.schedule_publish();
+    }
+
+    /// Publishes on the next animation frame, once for every input that
+    /// arrives before it: a burst of frames renders once.
+    fn schedule_publish(&self) {
+        let mut state = self.state.borrow_mut();
+        if state.publish.is_some() || !state.alive {
+            return;
+        }
+        let driver = self.this.clone();
+        state.publish = Some(Timeout::new(PUBLISH_FALLBACK_MS, move || {
+            if let Some(driver) = driver.upgrade() {
+                driver.publish();
+            }
+        }));
+        drop(state);
+        if let Some(window) = web_sys::window() {
+            let driver = self.this.clone();
+            let frame = wasm_bindgen::closure::Closure::once_into_js(move || {
+                if let Some(driver) = driver.upgrade() {
+                    driver.publish();
+                }
+            });
+            let _ = window.request_animation_frame(frame.unchecked_ref());
+        }
+    }
+
+    /// Brings the reactive state up to date with the session, touching only
+    /// what changed. O(operations), never O(events).
+    fn publish(&self) {
+        let state = &mut *self.state.borrow_mut();
+        if state.publish.take().is_none() || !state.alive {
+            return;
+        }
+        let session = &state.session;
+        let ui = self.ui;
+        let same_set = ui.operations.with_untracked(|handles| {
+            handles.len() == session.operations().count()
+                && handles
+                    .iter()
+                    .zip(session.operations())
+                    .all(|(h, v)| h.id == v.tracked.id)
+        });
+        if !same_set {
+            let mut old = ui.operations.get_untracked();
+            let handles: Vec<OperationHandle> = session
+                .operations()
+                .map(
+                    |view| match old.iter().position(|h| h.id == view.tracked.id) {
+                        Some(at) => old.swap_remove(at),
+                        None => self.new_handle(&view),
+                    },
+                )
+                .collect();
+            ui.operations.set(handles);
+            old.into_iter().for_each(|gone| gone.summary.dispose());
+        }
+        ui.operations.with_untracked(|handles| {
+            for (handle, view) in handles.iter().zip(session.operations()) {
+                let summary = OperationSummary::of(&view);
+                if handle.summary.with_untracked(|s| *s != summary) {
+                    handle.summary.set(summary);
+                }
+            }
+        });
+        let summary = SessionSummary {
+            connection: session.connection(),
+            malformed_frames: session.notices().malformed_frames,
+            server_error: session.notices().server_error.clone(),
+        };
+        if ui.session.with_untracked(|s| *s != summary) {
+            ui.session.set(summary);
+        }
+    }
+
+    fn new_handle(&self, view: &optrail_core::OperationView<'_>) -> OperationHandle {
+        let make = || OperationHandle {
+            id: view.tracked.id.clone(),
+            summary: RwSignal::new(OperationSummary::of(view)),
+        };
+        match &self.owner {
+            Some(owner) => owner.with(make),
+            None => make(),
+        }
+    }
+
+    /// Lends an operation's log to `read` (a timeline reads its visible
+    /// rows from it, so its work does not grow with the history); nothing
+    /// when the operation is not tracked.
+    pub fn with_log(&self, id: &OperationId, read: &mut dyn FnMut(&EventLog)) {
+        let state = self.state.borrow();
+        if let Some(view) = state.session.operation(id) {
+            read(view.log);
+        }
     }
 
     /// Follows an operation known only by id (a deep link, `track()`).
@@ -229,6 +349,7 @@ impl Driver {
         state.timers.clear();
         state.listeners.clear();
         state.ticker = None;
+        state.publish = None;
     }
 
     fn execute(&self, command: Command) {

@@ -1,8 +1,10 @@
-//! The snapshot the components render: plain data derived from the
-//! session after every input. Components never see the session itself.
+//! What the components render, derived from the session: a small summary
+//! per operation (O(1) to build, whatever the history's length) and, for
+//! the rows a timeline shows, [`EventRow`]s read from the log on demand.
+//! Components never see the session itself.
 
 use optrail_core::{
-    ConnectionState, Event, OperationId, OperationView, Problem, Recovery, Session, Status,
+    ConnectionState, Event, LogOrder, OperationId, OperationView, Problem, Recovery, Status,
 };
 use serde_json::Value;
 
@@ -16,7 +18,6 @@ pub struct EventRow {
     pub message: String,
     /// ms since the epoch.
     pub at: i64,
-    pub reason: Option<String>,
 }
 
 impl From<&Event> for EventRow {
@@ -27,54 +28,71 @@ impl From<&Event> for EventRow {
             kind: event.kind.0.clone(),
             message: event.message.clone(),
             at: event.happened_at.0,
-            reason: event
-                .details
-                .get("reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
         }
     }
 }
 
-/// One tracked operation, ready to render.
+/// One tracked operation, ready to render, without its events: everything
+/// here is read in O(1) from the session, so it can be rebuilt and compared
+/// on every frame however long the history is.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OperationRow {
+pub struct OperationSummary {
     pub id: OperationId,
     pub kind: String,
     pub params: Value,
     pub status: Status,
     pub progress: Option<f64>,
-    pub events: Vec<EventRow>,
     pub recovery: Recovery,
     pub problem: Option<Problem>,
     pub finished: bool,
     pub cancel_requested: bool,
-    pub duplicates_dropped: u64,
+    /// Rows of the timeline (see `EventLog::rows`) and events held; fewer
+    /// held than rows while earlier pages are loading.
+    pub rows: usize,
+    pub held: usize,
+    /// The log's generation: a timeline re-reads its visible rows when it
+    /// moves (through `Driver::rows`).
+    pub generation: u64,
     /// When it was created (start response), else its first event, in ms.
     pub started_at: Option<i64>,
+    /// The last event in order: the current step, or the outcome.
+    pub last: Option<EventRow>,
+    /// The last event's `details.reason`, for a failure.
+    pub last_reason: Option<String>,
 }
 
-impl OperationRow {
-    fn from_view(view: OperationView<'_>) -> Self {
-        let events: Vec<EventRow> = view.log.iter().map(EventRow::from).collect();
-        let started_at = view
-            .tracked
-            .created_at
-            .map(|t| t.0)
-            .or_else(|| events.first().map(|e| e.at));
+impl OperationSummary {
+    pub fn of(view: &OperationView<'_>) -> Self {
+        let log = view.log;
+        let last = log.last();
+        // Only the first row is looked at: while the history loads newest
+        // page first, the start is not known yet rather than searched for.
+        let first_at = match log.order() {
+            LogOrder::BySeq => log.row(0),
+            LogOrder::ByTime => log.first(),
+        }
+        .map(|e| e.happened_at.0);
         Self {
             id: view.tracked.id.clone(),
             kind: view.tracked.kind.clone(),
             params: view.tracked.params.clone(),
             status: view.status,
             progress: view.progress,
-            events,
             recovery: view.recovery,
             problem: view.problem.cloned(),
             finished: view.finished,
             cancel_requested: view.cancel_requested,
-            duplicates_dropped: view.log.duplicates(),
-            started_at,
+            rows: log.rows(),
+            held: log.held(),
+            generation: log.generation(),
+            started_at: view.tracked.created_at.map(|t| t.0).or(first_at),
+            last_reason: last.and_then(|e| {
+                e.details
+                    .get("reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }),
+            last: last.map(EventRow::from),
         }
     }
 
@@ -82,14 +100,23 @@ impl OperationRow {
     pub fn ended_at(&self) -> Option<i64> {
         self.status
             .is_terminal()
-            .then(|| self.events.last().map(|e| e.at))
+            .then(|| self.last.as_ref().map(|e| e.at))
             .flatten()
     }
 
     /// Why it failed: the terminal event's `details.reason`, else its message.
     pub fn failure_reason(&self) -> Option<String> {
-        let last = self.events.last()?;
-        Some(last.reason.clone().unwrap_or_else(|| last.message.clone()))
+        let last = self.last.as_ref()?;
+        Some(
+            self.last_reason
+                .clone()
+                .unwrap_or_else(|| last.message.clone()),
+        )
+    }
+
+    /// Earlier events are still loading (the newest came first).
+    pub fn loading_earlier(&self) -> bool {
+        self.held < self.rows && self.recovery == Recovery::CatchingUp
     }
 
     /// A label for lists: the kind and what the operation is about.
@@ -109,36 +136,36 @@ impl OperationRow {
             None => kind.to_owned(),
         }
     }
+
+    /// The recovery line, or nothing when there is nothing to recover (the
+    /// server does not know the operation).
+    pub fn recovery_line(&self) -> String {
+        match self.problem {
+            Some(Problem::NotFound) => String::new(),
+            _ if self.loading_earlier() => format!(
+                "Loading earlier events… {} of {} here",
+                self.held, self.rows
+            ),
+            _ => recovery_text(self.recovery),
+        }
+    }
 }
 
-/// Everything the UI shows.
+/// The session-wide state the header and banners show.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub operations: Vec<OperationRow>,
+pub struct SessionSummary {
     pub connection: ConnectionState,
     pub malformed_frames: u64,
     pub server_error: Option<String>,
 }
 
-impl Default for Snapshot {
+impl Default for SessionSummary {
     /// Nothing tracked, nothing connected.
     fn default() -> Self {
         Self {
-            operations: Vec::new(),
             connection: ConnectionState::Idle,
             malformed_frames: 0,
             server_error: None,
-        }
-    }
-}
-
-impl Snapshot {
-    pub fn of(session: &Session) -> Self {
-        Self {
-            operations: session.operations().map(OperationRow::from_view).collect(),
-            connection: session.connection(),
-            malformed_frames: session.notices().malformed_frames,
-            server_error: session.notices().server_error.clone(),
         }
     }
 }
@@ -187,17 +214,6 @@ pub fn duration(ms: i64) -> String {
         return format!("{} min {:02} s", s / 60, s % 60);
     }
     format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
-}
-
-impl OperationRow {
-    /// The recovery line, or nothing when there is nothing to recover (the
-    /// server does not know the operation).
-    pub fn recovery_line(&self) -> String {
-        match self.problem {
-            Some(Problem::NotFound) => String::new(),
-            _ => recovery_text(self.recovery),
-        }
-    }
 }
 
 /// The recovery outcome in words.

@@ -33,7 +33,8 @@ fn widget_in(namespace: &str) -> (Widget, HtmlElement) {
     (mount(host.clone(), config), host)
 }
 
-/// Lets Leptos run its scheduled effects.
+/// Lets the driver publish (on the next animation frame) and Leptos run
+/// its scheduled effects.
 async fn settle() {
     gloo_timers::future::TimeoutFuture::new(30).await;
 }

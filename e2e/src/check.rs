@@ -23,10 +23,12 @@ pub fn status_name(status: Status) -> String {
 pub fn as_shown(events: &[Event]) -> Vec<ShownEvent> {
     events
         .iter()
-        .map(|e| ShownEvent {
+        .enumerate()
+        .map(|(i, e)| ShownEvent {
             id: e.id.0.clone(),
             seq: e.seq.map(|s| s.0),
             message: e.message.clone(),
+            pos: i + 1,
         })
         .collect()
 }
@@ -51,7 +53,7 @@ pub async fn settles_like_server(
                 "the widget to show {id} as {name} with the server's {} events",
                 expected.len()
             ),
-            |d| d.status == name && d.events == expected,
+            |d| d.status == name && d.shows(&expected),
         )
         .await;
     let detail = match waited {
@@ -63,6 +65,14 @@ pub async fn settles_like_server(
             )));
         }
     };
+    let walked = widget.walk_timeline().await?;
+    if walked != expected {
+        return Err(Failure::new(format!(
+            "operation {id}: scrolled through, the timeline shows [{}]; the server has [{}]",
+            describe_events(&walked),
+            describe_events(&expected)
+        )));
+    }
     if detail.outcome.as_deref() != Some(name.as_str()) {
         return Err(Failure::new(format!(
             "operation {id} is {name} but its outcome view is {:?}",
@@ -102,10 +112,9 @@ fn recovery_counts_what_is_shown(id: &OperationId, detail: &Detail) -> Result<()
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse::<usize>().ok());
     match counted {
-        Some(n) if n != detail.events.len() => Err(Failure::new(format!(
+        Some(n) if n != detail.total => Err(Failure::new(format!(
             "operation {id}: the recovery line says {:?} next to {} events shown",
-            detail.recovery,
-            detail.events.len()
+            detail.recovery, detail.total
         ))),
         _ => Ok(()),
     }
@@ -178,9 +187,7 @@ pub async fn mid_operation(
     n: usize,
 ) -> Result<Detail> {
     let detail = widget
-        .wait_detail(id, &format!("{id} to show {n} events"), |d| {
-            d.events.len() >= n
-        })
+        .wait_detail(id, &format!("{id} to show {n} events"), |d| d.total >= n)
         .await?;
     let operation = server.operation(id).await?;
     if operation.status.is_terminal() {

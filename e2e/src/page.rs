@@ -47,7 +47,11 @@ pub struct Detail {
     pub id: String,
     /// `data-status`: running, succeeded, failed, canceled, not-started.
     pub status: String,
+    /// The timeline's rows that exist in the DOM (it is windowed: those in
+    /// and near the viewport), in order.
     pub events: Vec<ShownEvent>,
+    /// `ol.optrail-timeline[data-rows]`: how many rows the timeline has.
+    pub total: usize,
     /// `div.optrail-outcome[data-outcome]`.
     pub outcome: Option<String>,
     pub reason: Option<String>,
@@ -65,11 +69,40 @@ pub struct ShownEvent {
     pub id: String,
     pub seq: Option<u64>,
     pub message: String,
+    /// `aria-posinset`: its row, from 1.
+    pub pos: usize,
 }
+
+impl Detail {
+    /// The timeline has exactly `expected`'s rows, every row in the DOM is
+    /// the expected one at its position, and the last one is among them
+    /// (the timeline follows its tail). The whole list is checked by
+    /// scrolling through it: [`Widget::walk_timeline`].
+    pub fn shows(&self, expected: &[ShownEvent]) -> bool {
+        self.total == expected.len()
+            && self
+                .events
+                .iter()
+                .all(|e| e.pos >= 1 && expected.get(e.pos - 1) == Some(e))
+            && self.events.last().map(|e| e.pos) == expected.last().map(|e| e.pos)
+    }
+}
+
+/// Reads the timeline rows in the DOM of `article`, in row order.
+const READ_ROWS: &str = r#"
+const text = (el) => (el ? el.textContent : null);
+const readRows = (art) => [...art.querySelectorAll('li.optrail-event')]
+  .map((li) => ({
+    id: li.dataset.eventId || '',
+    seq: li.dataset.seq ? Number(li.dataset.seq) : null,
+    message: text(li.querySelector('.optrail-event-message')) || '',
+    pos: Number(li.getAttribute('aria-posinset') || 0),
+  }))
+  .sort((a, b) => a.pos - b.pos);
+"#;
 
 const READ_VIEW: &str = r#"
 const root = document.getElementById('optrail-app');
-const text = (el) => (el ? el.textContent : null);
 if (!root) {
   return { mounted: false, connection: null, list: [], detail: null, formError: '', hash: location.hash, images: 0 };
 }
@@ -81,15 +114,12 @@ if (art) {
   detail = {
     id: art.dataset.operationId || '',
     status: art.dataset.status || '',
-    events: [...art.querySelectorAll('li.optrail-event')].map((li) => ({
-      id: li.dataset.eventId || '',
-      seq: li.dataset.seq ? Number(li.dataset.seq) : null,
-      message: text(li.querySelector('.optrail-event-message')) || '',
-    })),
+    events: readRows(art),
+    total: Number((art.querySelector('ol.optrail-timeline') || { dataset: {} }).dataset.rows || 0),
     outcome: outcome ? outcome.dataset.outcome : null,
     reason: text(art.querySelector('.optrail-failure-reason')),
     recovery: text(art.querySelector('.optrail-recovery')) || '',
-    problem: text(art.querySelector('.optrail-problem')),
+    problem: text(art.querySelector('.optrail-problem:not([hidden])')),
     progress: (art.querySelector('[role=progressbar]') || { getAttribute: () => null }).getAttribute('aria-valuenow'),
     canCancel: !!art.querySelector('.optrail-cancel:not([disabled])'),
     canRetry: !!art.querySelector('.optrail-retry'),
@@ -105,6 +135,29 @@ return {
   hash: location.hash,
   images: root.querySelectorAll('img').length,
 };
+"#;
+
+const WALK_TIMELINE: &str = r#"
+const done = arguments[arguments.length - 1];
+const art = document.querySelector('#optrail-app article.optrail-operation');
+if (!art) { done(['', []]); return; }
+const scroller = art.querySelector('.optrail-timeline-scroller');
+const rows = new Map();
+const read = () => { for (const row of readRows(art)) rows.set(row.pos, row); };
+const settled = () => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 20)));
+(async () => {
+  scroller.scrollTop = 0;
+  await settled();
+  for (;;) {
+    read();
+    if (scroller.scrollTop + scroller.clientHeight >= scroller.scrollHeight - 1) break;
+    scroller.scrollTop += Math.max(1, scroller.clientHeight - 52);
+    await settled();
+  }
+  scroller.scrollTop = scroller.scrollHeight;
+  await settled();
+  done([art.dataset.operationId || '', [...rows.values()].sort((a, b) => a.pos - b.pos)]);
+})();
 "#;
 
 /// XPath of the start form's `tag` control labelled `label…`.
@@ -263,7 +316,7 @@ impl Widget {
         self.activate().await?;
         let value = self
             .client
-            .execute(READ_VIEW, Vec::new())
+            .execute(&format!("{READ_ROWS}{READ_VIEW}"), Vec::new())
             .await
             .context("reading the widget's DOM")?;
         let view: View = serde_json::from_value(value).context("the DOM reading")?;
@@ -278,6 +331,26 @@ impl Widget {
             }
         }
         Ok(view)
+    }
+
+    /// Every row of the shown operation's timeline, read the way a person
+    /// would: scrolled from the top to the bottom a screen at a time (the
+    /// timeline is windowed, so no single reading holds them all). Ends
+    /// scrolled to the bottom, following again. Remembered like a reading.
+    pub async fn walk_timeline(&self) -> Result<Vec<ShownEvent>> {
+        self.activate().await?;
+        let value = self
+            .client
+            .execute_async(&format!("{READ_ROWS}{WALK_TIMELINE}"), Vec::new())
+            .await
+            .context("walking the timeline")?;
+        let (id, events): (String, Vec<ShownEvent>) =
+            serde_json::from_value(value).context("the timeline walk")?;
+        self.observed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, events.clone()));
+        Ok(events)
     }
 
     /// Reads the DOM until `done` holds; the reading that satisfied it.

@@ -48,7 +48,7 @@ async fn compat_mode_orders_by_happened_at_and_dedupes_by_id_against_a_seed_back
         widget.open(&format!("/compat.html#/operations/{payment}")).await?;
         let id = OperationId(payment.to_owned());
         widget
-            .wait_detail(&id, "the seed history to show", |d| d.events.len() == 3)
+            .wait_detail(&id, "the seed history to show", |d| d.total == 3)
             .await?;
 
         // Live pushes (each arrives twice), one resent from history, two at

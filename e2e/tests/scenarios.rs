@@ -165,7 +165,7 @@ async fn reload_mid_operation_resumes_without_missing_or_doubling_events() {
         let (status, events, _) = settles_like_server(&widget, &s.server, &id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
         ensure!(
-            events.len() > before.events.len(),
+            events.len() > before.total,
             "no event happened after the reload, so nothing was resumed"
         );
         widget.wait_connection("idle", patience()).await?;
@@ -210,7 +210,7 @@ async fn server_killed_mid_operation_shows_reconnecting_then_catches_up_after_re
         let (status, events, _) = settles_like_server(&widget, &s.server, &id).await?;
         ensure!(status == Status::Succeeded, "the server says {status:?}");
         ensure!(
-            events.len() > before.events.len(),
+            events.len() > before.total,
             "nothing happened after the restart"
         );
         widget.wait_connection("idle", patience()).await?;
@@ -257,11 +257,11 @@ async fn connections_cut_repeatedly_while_events_flow_lose_and_double_nothing() 
                         |v| {
                             proxy.websockets_opened() >= cut
                                 && v.connection.as_deref() == Some("live")
-                                && v.detail.as_ref().is_some_and(|d| d.events.len() > shown)
+                                && v.detail.as_ref().is_some_and(|d| d.total > shown)
                         },
                     )
                     .await?;
-                shown = view.detail.map_or(0, |d| d.events.len());
+                shown = view.detail.map_or(0, |d| d.total);
             }
             if s.server.operation(&id).await?.status.is_terminal() {
                 bail!("the operation ended before cut {cut}; make it longer");
@@ -399,7 +399,7 @@ async fn deep_link_in_a_fresh_profile_shows_the_operation_live_and_a_finished_on
         ensure!(status == Status::Succeeded, "the server says {status:?}");
         let view = widget.view().await?;
         ensure!(
-            view.detail.is_some_and(|d| d.events.len() > 1_100),
+            view.detail.is_some_and(|d| d.total > 1_100),
             "the finished operation is not shown whole"
         );
         ensure!(
@@ -428,9 +428,7 @@ async fn two_windows_on_the_same_operation_agree_and_a_cancel_in_one_shows_in_bo
         second.open(&format!("/#/operations/{id}")).await?;
         mid_operation(&second, &s.server, &id, 3).await?;
         first
-            .wait_detail(&id, "the first window to be live too", |d| {
-                d.events.len() >= 3
-            })
+            .wait_detail(&id, "the first window to be live too", |d| d.total >= 3)
             .await?;
         second
             .wait_detail(&id, "Cancel in the second window", |d| d.can_cancel)
@@ -440,7 +438,9 @@ async fn two_windows_on_the_same_operation_agree_and_a_cancel_in_one_shows_in_bo
         ensure!(status == Status::Canceled, "the server says {status:?}");
         let (_, _, in_first) = settles_like_server(&first, &s.server, &id).await?;
         ensure!(
-            in_first.events == in_second.events && in_first.status == in_second.status,
+            in_first.total == in_second.total
+                && in_first.events == in_second.events
+                && in_first.status == in_second.status,
             "the windows disagree"
         );
         for widget in [&first, &second] {

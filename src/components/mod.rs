@@ -1,20 +1,21 @@
-//! Components render the snapshot and emit intents; they decide nothing.
+//! Components render what the driver publishes and emit intents; they
+//! decide nothing.
 
 mod app;
 mod connection;
 mod operation_list;
 mod operation_view;
 mod start_form;
+mod timeline;
 
 use std::rc::{Rc, Weak};
 
 use leptos::prelude::*;
-use optrail_core::{Input, OperationId};
+use optrail_core::{EventLog, Input, OperationId};
 use serde_json::Value;
 
 use crate::config::ViewMode;
-use crate::driver::{Driver, Ui};
-use crate::model::OperationRow;
+use crate::driver::{Driver, OperationHandle, Ui};
 
 pub use app::App;
 
@@ -56,19 +57,26 @@ impl WidgetCtx {
         }
     }
 
-    /// One operation's row, kept up to date; `None` once it is no longer
-    /// tracked. The list and the detail view both use this one memo, so its
-    /// code is in the bundle once.
-    pub fn row(&self, id: OperationId) -> Memo<Option<OperationRow>> {
-        let snapshot = self.ui.snapshot;
-        Memo::new(move |_| snapshot.with(|s| s.operations.iter().find(|op| op.id == id).cloned()))
+    /// The reactive state of a tracked operation (reactive: `None` once it
+    /// is forgotten).
+    pub fn handle(&self, id: &OperationId) -> Option<OperationHandle> {
+        self.ui
+            .operations
+            .with(|handles| handles.iter().find(|h| &h.id == id).cloned())
     }
 
-    /// Whether the operation is tracked (reactive: reads the snapshot).
+    /// Whether the operation is tracked (reactive).
     pub fn tracks(&self, id: &OperationId) -> bool {
         self.ui
-            .snapshot
-            .with(|s| s.operations.iter().any(|op| &op.id == id))
+            .operations
+            .with(|handles| handles.iter().any(|h| &h.id == id))
+    }
+
+    /// Lends an operation's log to `read`, if it is tracked.
+    pub fn with_log(&self, id: &OperationId, read: &mut dyn FnMut(&EventLog)) {
+        if let Some(driver) = self.driver() {
+            driver.with_log(id, read);
+        }
     }
 
     pub fn select(&self, id: Option<OperationId>) {

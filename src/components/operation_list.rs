@@ -2,30 +2,24 @@ use leptos::prelude::*;
 
 use super::WidgetCtx;
 use super::operation_view::{ProgressBar, StatusChip};
+use crate::driver::OperationHandle;
 use crate::model::ago;
 
-/// Every tracked operation, newest first.
+/// Every tracked operation, newest first. The list re-renders only when
+/// operations come and go; each item follows its own operation's summary.
 #[component]
 pub fn OperationList() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    let ids = move || {
-        ctx.ui.snapshot.with(|s| {
-            s.operations
-                .iter()
-                .map(|op| op.id.clone())
-                .collect::<Vec<_>>()
-        })
-    };
     view! {
         <nav class="optrail-list" aria-label="Tracked operations">
             // The hint is hidden rather than swapped for the list: one
             // element and an attribute cost the bundle less than a <Show>.
-            <p class="optrail-empty" hidden=move || ctx.ui.snapshot.with(|s| !s.operations.is_empty())>
+            <p class="optrail-empty" hidden=move || ctx.ui.operations.with(|ops| !ops.is_empty())>
                 "No operations yet."
             </p>
             <ul class="optrail-list-items">
-                <For each=ids key=|id| id.clone() let:id>
-                    <OperationListItem id=id />
+                <For each=move || ctx.ui.operations.get() key=|handle| handle.id.clone() let:handle>
+                    <OperationListItem handle=handle />
                 </For>
             </ul>
         </nav>
@@ -33,9 +27,10 @@ pub fn OperationList() -> impl IntoView {
 }
 
 #[component]
-fn OperationListItem(id: optrail_core::OperationId) -> impl IntoView {
+fn OperationListItem(handle: OperationHandle) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    let row = ctx.row(id.clone());
+    let summary = handle.summary;
+    let id = handle.id;
     let selected = {
         let id = id.clone();
         move || ctx.selected.with(|s| s.as_ref() == Some(&id))
@@ -51,14 +46,13 @@ fn OperationListItem(id: optrail_core::OperationId) -> impl IntoView {
                     move |_| ctx.select(Some(id.clone()))
                 }
             >
-                <span class="optrail-list-title">
-                    {move || row.with(|r| r.as_ref().map(|r| r.title()).unwrap_or_default())}
-                </span>
-                <StatusChip row=row />
-                <ProgressBar row=row compact=true />
+                <span class="optrail-list-title">{move || summary.with(|s| s.title())}</span>
+                <StatusChip summary=summary />
+                <ProgressBar summary=summary compact=true />
                 <span class="optrail-list-age">
                     {move || {
-                        row.with(|r| r.as_ref().and_then(|r| r.started_at))
+                        summary
+                            .with(|s| s.started_at)
                             .map(|at| ago(ctx.ui.now.get(), at))
                             .unwrap_or_default()
                     }}

@@ -3,15 +3,17 @@ use leptos::prelude::*;
 use optrail_core::{OperationId, Problem, Status};
 
 use super::WidgetCtx;
-use crate::model::{OperationRow, ago, duration, percent_css, problem_text, status_slug};
+use super::timeline::Timeline;
+use crate::driver::OperationHandle;
+use crate::model::{OperationSummary, duration, percent_css, problem_text, status_slug};
 
 /// An operation's status as a colored chip.
 #[component]
-pub fn StatusChip(row: Memo<Option<OperationRow>>) -> impl IntoView {
-    let status = move || row.with(|r| r.as_ref().map(|r| r.status));
+pub fn StatusChip(summary: RwSignal<OperationSummary>) -> impl IntoView {
+    let status = move || summary.with(|s| s.status);
     view! {
-        <span class="optrail-chip" data-status=move || status().map_or("not-started", status_slug)>
-            {move || status().map(Status::label).unwrap_or("Waiting")}
+        <span class="optrail-chip" data-status=move || status_slug(status())>
+            {move || status().label()}
         </span>
     }
 }
@@ -19,14 +21,15 @@ pub fn StatusChip(row: Memo<Option<OperationRow>>) -> impl IntoView {
 /// An operation's progress as an accessible bar; indeterminate while no
 /// percentage is known.
 ///
-/// This and [`StatusChip`] read the row memo itself rather than a derived
-/// `Signal` each: a `Signal<T>` per value type costs the bundle its own code.
+/// This and [`StatusChip`] read the summary signal itself rather than a
+/// derived `Signal` each: a `Signal<T>` per value type costs the bundle its
+/// own code.
 #[component]
 pub fn ProgressBar(
-    row: Memo<Option<OperationRow>>,
+    summary: RwSignal<OperationSummary>,
     #[prop(optional)] compact: bool,
 ) -> impl IntoView {
-    let progress = move || row.with(|r| r.as_ref().and_then(|r| r.progress));
+    let progress = move || summary.with(|s| s.progress);
     let rounded = move || progress().map(|p| p.round() as u32);
     view! {
         <div
@@ -53,13 +56,13 @@ pub fn ProgressBar(
 pub fn OperationDetail() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
     // A memo, so that the panel is built once per selection rather than on
-    // every snapshot, and is gone as soon as its operation is forgotten.
+    // every change, and is gone as soon as its operation is forgotten.
     let shown = Memo::new(move |_| {
         let id = ctx.selected.get()?;
         ctx.tracks(&id).then_some(id)
     });
-    move || match shown.get() {
-        Some(id) => Either::Left(view! { <OperationPanel id=id /> }),
+    move || match shown.get().and_then(|id| ctx.handle(&id)) {
+        Some(handle) => Either::Left(view! { <OperationPanel handle=handle /> }),
         None => Either::Right(view! {
             <p class="optrail-detail-empty">
                 "Start an operation, or pick one from the list to watch it live."
@@ -68,79 +71,48 @@ pub fn OperationDetail() -> impl IntoView {
     }
 }
 
-fn absolute_time(ms: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    date.to_locale_time_string("default")
-        .as_string()
-        .unwrap_or_default()
-}
-
-fn iso_time(ms: i64) -> String {
-    optrail_core::Timestamp(ms).to_string()
-}
-
 #[component]
-fn OperationPanel(id: OperationId) -> impl IntoView {
+fn OperationPanel(handle: OperationHandle) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
-    let row = ctx.row(id.clone());
-    let field =
-        move |f: fn(&OperationRow) -> String| row.with(|r| r.as_ref().map(f).unwrap_or_default());
-    let status = move || row.with(|r| r.as_ref().map(|r| r.status));
-    let events = move || row.with(|r| r.as_ref().map(|r| r.events.clone()).unwrap_or_default());
+    let summary = handle.summary;
+    let id = handle.id.clone();
     let elapsed = move || {
-        row.with(|r| {
-            let r = r.as_ref()?;
-            let start = r.started_at?;
-            let end = r.ended_at().unwrap_or_else(|| ctx.ui.now.get());
+        summary.with(|s| {
+            let start = s.started_at?;
+            let end = s.ended_at().unwrap_or_else(|| ctx.ui.now.get());
             Some(duration(end - start))
+        })
+    };
+    let problem = move || {
+        summary.with(|s| {
+            s.problem
+                .as_ref()
+                .map(|p| problem_text(p, ctx.ui.now.get()))
         })
     };
     let id_text = id.to_string();
     let link = format!("#/operations/{id}");
     let id_attr = id_text.clone();
     view! {
-        <article class="optrail-operation" data-operation-id=id_attr data-status=move || {
-            status().map(status_slug).unwrap_or_default()
-        }>
+        <article class="optrail-operation" data-operation-id=id_attr data-status=move || summary.with(|s| status_slug(s.status))>
             <header class="optrail-operation-header">
-                <h3 class="optrail-operation-title">{move || field(OperationRow::title)}</h3>
-                <StatusChip row=row />
+                <h3 class="optrail-operation-title">{move || summary.with(OperationSummary::title)}</h3>
+                <StatusChip summary=summary />
             </header>
             <p class="optrail-operation-id">
                 "ID " <code>{id_text}</code>
                 <a class="optrail-link" href=link>"link"</a>
             </p>
-            <ProgressBar row=row />
+            <ProgressBar summary=summary />
             <p class="optrail-operation-meta">
                 <span class="optrail-elapsed">{move || elapsed().map(|d| format!("Elapsed {d}")).unwrap_or_default()}</span>
-                <span class="optrail-recovery" role="status">
-                    {move || row.with(|r| r.as_ref().map(OperationRow::recovery_line).unwrap_or_default())}
-                </span>
+                <span class="optrail-recovery">{move || summary.with(OperationSummary::recovery_line)}</span>
             </p>
-            <Show when=move || row.with(|r| r.as_ref().is_some_and(|r| r.problem.is_some()))>
-                <p class="optrail-problem" role="alert">
-                    {move || row.with(|r| {
-                        r.as_ref()
-                            .and_then(|r| r.problem.as_ref())
-                            .map(|p| problem_text(p, ctx.ui.now.get()))
-                            .unwrap_or_default()
-                    })}
-                </p>
-            </Show>
-            <Outcome row=row />
-            <ol class="optrail-timeline" aria-label="Events">
-                <For each=events key=|event| event.key.clone() let:event>
-                    <li class="optrail-event" data-seq=event.seq.map(|s| s.to_string()) data-event-id=event.key.clone()>
-                        <span class="optrail-event-type">{event.kind.clone()}</span>
-                        <span class="optrail-event-message">{event.message.clone()}</span>
-                        <time class="optrail-event-time" datetime=iso_time(event.at) title=iso_time(event.at)>
-                            {absolute_time(event.at)}
-                            " · "
-                            {move || ago(ctx.ui.now.get(), event.at)}
-                        </time>
-                    </li>
-                </For>
-            </ol>
+            <p class="optrail-problem" role="alert" hidden=move || summary.with(|s| s.problem.is_none())>
+                {problem}
+            </p>
+            <Outcome summary=summary />
+            <Timeline handle=handle />
         </article>
     }
 }
@@ -149,17 +121,28 @@ fn OperationPanel(id: OperationId) -> impl IntoView {
 /// three terminal statuses (they differ only in words), one controls view
 /// for the rest: each distinct view costs the bundle its own generated code.
 #[component]
-fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
+fn Outcome(summary: RwSignal<OperationSummary>) -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
     let retry_error = RwSignal::new(None::<String>);
+    // The view is rebuilt only when the operation settles (ends, or turns
+    // out unknown), not on every event; what changes before or after is
+    // reactive inside it. (A memo of the id, a type the bundle has anyway.)
+    let settled = Memo::new(move |_| {
+        summary.with(|s| {
+            (s.status.is_terminal() || s.problem == Some(Problem::NotFound)).then(|| s.id.clone())
+        })
+    });
     move || {
-        let r = row.get()?;
+        // Read, not only tracked: a memo never read never computes, and so
+        // never learns of the summary it depends on.
+        settled.with(|_| ());
+        let r = summary.get_untracked();
         let id = r.id.clone();
         let not_found = r.problem == Some(Problem::NotFound);
         if not_found || !r.status.is_terminal() {
-            let requested = r.cancel_requested;
+            let requested = move || summary.with(|s| s.cancel_requested);
             let cancel_id = id.clone();
-            return Some(Either::Left(view! {
+            return Either::Left(view! {
                 <div class="optrail-controls">
                     {(!not_found).then(|| view! {
                         <button
@@ -167,43 +150,21 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
                             disabled=requested
                             on:click=move |_| ctx.cancel(cancel_id.clone())
                         >
-                            {if requested { "Canceling…" } else { "Cancel" }}
+                            {move || if requested() { "Canceling…" } else { "Cancel" }}
                         </button>
                     })}
                     {not_found.then(|| view! { <ForgetButton id=id /> })}
                 </div>
-            }));
+            });
         }
-        let took = r
-            .started_at
-            .zip(r.ended_at())
-            .map(|(start, end)| duration(end - start))
-            .unwrap_or_default();
         let failed = r.status == Status::Failed;
-        let text = match r.status {
-            Status::Succeeded => {
-                let last = r
-                    .events
-                    .last()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default();
-                if took.is_empty() {
-                    last
-                } else {
-                    format!("{last} — took {took}")
-                }
-            }
-            Status::Failed => r
-                .failure_reason()
-                .unwrap_or_else(|| "No reason was given.".into()),
-            _ if took.is_empty() => String::new(),
-            _ => format!("Stopped after {took}."),
-        };
         let retry = (failed && !r.kind.is_empty()).then(|| (r.kind.clone(), r.params.clone()));
-        Some(Either::Right(view! {
+        Either::Right(view! {
             <div class="optrail-outcome" data-outcome=status_slug(r.status)>
                 <p class="optrail-outcome-title">{r.status.label()}</p>
-                <p class="optrail-outcome-text" class:optrail-failure-reason=failed>{text}</p>
+                <p class="optrail-outcome-text" class:optrail-failure-reason=failed>
+                    {move || summary.with(outcome_text)}
+                </p>
                 {retry.map(|(kind, params)| view! {
                     <button
                         class="optrail-button optrail-retry"
@@ -222,7 +183,36 @@ fn Outcome(row: Memo<Option<OperationRow>>) -> impl IntoView {
                     <p class="optrail-form-error" role="alert">{move || retry_error.get()}</p>
                 })}
             </div>
-        }))
+        })
+    }
+}
+
+/// What a finished operation's outcome says: the last message and how long
+/// it took, the failure's reason, or how long it ran before it was stopped.
+fn outcome_text(r: &OperationSummary) -> String {
+    let took = r
+        .started_at
+        .zip(r.ended_at())
+        .map(|(start, end)| duration(end - start))
+        .unwrap_or_default();
+    match r.status {
+        Status::Succeeded => {
+            let last = r
+                .last
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            if took.is_empty() {
+                last
+            } else {
+                format!("{last} — took {took}")
+            }
+        }
+        Status::Failed => r
+            .failure_reason()
+            .unwrap_or_else(|| "No reason was given.".into()),
+        _ if took.is_empty() => String::new(),
+        _ => format!("Stopped after {took}."),
     }
 }
 
