@@ -16,6 +16,7 @@ use optrail_core::{EventId, EventType, Operation, OperationId, Seq, Timestamp};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::auth::{Audience, Owner};
 use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::simulation::{Params, Script, Step};
@@ -64,11 +65,13 @@ impl Runner {
         })
     }
 
-    /// Stores and starts a new operation. The answer is the snapshot right
-    /// after the insert (`NotStarted`, head 0).
-    pub async fn start(self: &Arc<Self>, params: Params) -> Result<Operation, Error> {
+    /// Stores and starts a new operation for `owner`. The answer is the
+    /// snapshot right after the insert (`NotStarted`, head 0).
+    pub async fn start(self: &Arc<Self>, params: Params, owner: Owner) -> Result<Operation, Error> {
         let new = NewOperation {
             id: OperationId(random_hex::<16>()?),
+            owner,
+            fed: false,
             kind: params.kind().to_owned(),
             params: params.to_json(),
             seed: u64::from_le_bytes(random_bytes()?),
@@ -101,7 +104,8 @@ impl Runner {
     }
 
     /// Stops the run and appends `OperationCanceled`; a finished operation
-    /// is `operation_finished`.
+    /// is `operation_finished`. The caller has checked that the operation is
+    /// simulated and the viewer's.
     pub async fn cancel(&self, id: &OperationId) -> Result<Operation, Error> {
         let run = lock(&self.runs).by_id.get(id).cloned();
         let appended = match &run {
@@ -116,7 +120,7 @@ impl Runner {
             None => {
                 let operation = self
                     .store
-                    .operation(id)
+                    .operation(id, &Audience::All)
                     .await?
                     .ok_or_else(|| Error::OperationNotFound(id.clone()))?;
                 let params = Params::parse(&operation.kind, &operation.params)?;
@@ -132,7 +136,7 @@ impl Runner {
         }
         tracing::info!(operation = %id, seq = ?appended.event.seq, "canceled");
         self.store
-            .operation(id)
+            .operation(id, &Audience::All)
             .await?
             .ok_or_else(|| Error::OperationNotFound(id.clone()))
     }
@@ -205,7 +209,7 @@ impl Runner {
                     tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                     // The commit may have happened after all: go on from
                     // what is stored.
-                    match self.store.head(&id).await {
+                    match self.store.head(&id, &Audience::All).await {
                         Ok(Some(stored)) if stored.status.is_terminal() => break,
                         Ok(Some(stored)) => head = stored.head,
                         Ok(None) => break,
@@ -256,7 +260,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
 }
 
 /// `N` random bytes as `2N` lowercase hex digits.
-fn random_hex<const N: usize>() -> Result<String, Error> {
+pub fn random_hex<const N: usize>() -> Result<String, Error> {
     use std::fmt::Write;
     let bytes = random_bytes::<N>()?;
     let mut hex = String::with_capacity(2 * N);

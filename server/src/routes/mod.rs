@@ -6,12 +6,9 @@ pub mod operations;
 pub mod ws;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,7 +31,10 @@ pub fn router(state: AppState) -> Router {
             "/operations/{id}",
             get(operations::show).delete(operations::cancel),
         )
-        .route("/operations/{id}/events", get(events::page))
+        .route(
+            "/operations/{id}/events",
+            get(events::page).post(events::append),
+        )
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz));
     let app = match &state.config.static_dir {
@@ -125,21 +125,22 @@ fn query_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Resul
     Ok(limit.map_or(default, |n| n.min(u64::from(max)) as u32))
 }
 
-/// The client's address, for the start rate limit. Without connect info
-/// (a router driven without a socket) every request counts as one client.
-pub struct ClientAddr(pub IpAddr);
+/// Runs `work` to its end on a task of its own. A client that disconnects
+/// mid-request drops the handler's future and everything it awaits inline,
+/// which could stop a committed append or cancel before it is published;
+/// a spawned task is not dropped with the request.
+pub async fn complete<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("the request's work failed: {e}")))?
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
-        ))
-    }
+/// A JSON body already read as a value, decoded as `T`.
+fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(body)
+        .map_err(|e| Error::InvalidJson(format!("the body is not the JSON expected: {e}")))
 }
 
 /// `Location` of an operation.
