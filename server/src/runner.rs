@@ -111,7 +111,10 @@ impl Runner {
         let appended = match &run {
             Some(run) => {
                 let _step = run.lock.lock().await;
-                let appended = self.store.append(id, draft(run.script.canceled())).await?;
+                let appended = self
+                    .store
+                    .append(id, draft(run.script.canceled()), None)
+                    .await?;
                 self.bus.publish(Published::new(id, &appended));
                 run.abort();
                 appended
@@ -126,7 +129,7 @@ impl Runner {
                 let params = Params::parse(&operation.kind, &operation.params)?;
                 let mut step = Script::new(params, 0).canceled();
                 step.details.insert("workerId".into(), "api".into());
-                let appended = self.store.append(id, draft(step)).await?;
+                let appended = self.store.append(id, draft(step), None).await?;
                 self.bus.publish(Published::new(id, &appended));
                 appended
             }
@@ -192,7 +195,7 @@ impl Runner {
                 }
             }
             let guard = run.lock.lock().await;
-            match self.store.append(&id, draft(step)).await {
+            match self.store.append(&id, draft(step), Some(head)).await {
                 Ok(appended) => {
                     head = appended.event.seq.unwrap_or(head.next());
                     let terminal = appended.status.is_terminal();

@@ -243,8 +243,15 @@ impl Store {
 
     /// Appends one event: `seq = head + 1`, in one transaction with the
     /// operation's new head and status. Refuses to append after a terminal
-    /// event.
-    pub async fn append(&self, id: &OperationId, draft: EventDraft) -> Result<Appended, Error> {
+    /// event, and, with `after`, unless the head is still `after`: a run's
+    /// step is its head, so a step computed from a stale head (another
+    /// writer, a late commit of a crashed process) must not be stored.
+    pub async fn append(
+        &self,
+        id: &OperationId,
+        draft: EventDraft,
+        after: Option<Seq>,
+    ) -> Result<Appended, Error> {
         let details = serde_json::to_string(&draft.details)
             .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
         let percentage = draft.details.get("percentage").and_then(Value::as_f64);
@@ -255,19 +262,27 @@ impl Store {
             "UPDATE operations
              SET head = head + 1, status = ?, updated_at = ?,
                  percent_complete = COALESCE(?, percent_complete)
-             WHERE id = ? AND status IN ('NotStarted', 'Running')
+             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
              RETURNING num, head, epoch",
         )
         .bind(status_name(draft.status))
         .bind(draft.happened_at.millis())
         .bind(percentage)
         .bind(id.as_str())
+        .bind(after.map(seq_to_sql))
+        .bind(after.map(seq_to_sql))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = moved else {
             tx.rollback().await?;
             return Err(match self.head(id, &Audience::All).await? {
-                Some(_) => Error::OperationFinished(id.clone()),
+                Some(head) if head.status.is_terminal() => Error::OperationFinished(id.clone()),
+                Some(head) => Error::Internal(format!(
+                    "operation {id} is at seq {} where {} was expected: another writer \
+                     appended; continuing from the stored head",
+                    head.head,
+                    after.unwrap_or_default()
+                )),
                 None => Error::OperationNotFound(id.clone()),
             });
         };
