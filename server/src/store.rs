@@ -180,6 +180,20 @@ impl Store {
         Ok(Store { writer, reader })
     }
 
+    /// What the writer's commits wait for, as SQLite reports it.
+    pub async fn durability(&self) -> Result<Durability, Error> {
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await?;
+        match level {
+            2 | 3 => Ok(Durability::Full),
+            1 => Ok(Durability::Normal),
+            other => Err(Error::Internal(format!(
+                "the database runs with synchronous = {other}"
+            ))),
+        }
+    }
+
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
         self.reader.close().await;

@@ -3,9 +3,11 @@
 
 pub mod events;
 pub mod operations;
+pub mod site;
 pub mod ws;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -15,16 +17,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use optrail_core::OperationId;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::error::Error;
 
 /// The whole application: API, live channel and (optionally) the widget's
-/// static files, with the body limit and JSON errors everywhere.
+/// static files, with the body limit and JSON errors everywhere, CORS from
+/// the origin allow-list, the `Host` allow-list, and security headers.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_bytes;
+    let config = state.config.clone();
     let api = Router::new()
         .route("/operations", get(operations::list).post(operations::start))
         .route(
@@ -37,14 +41,30 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz));
-    let app = match &state.config.static_dir {
-        // A single-page app: unknown paths get index.html.
-        Some(dir) => api
-            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+    let app = match config.static_dir.clone() {
+        Some(dir) => api.fallback(move |request: Request| site::serve(dir.clone(), request)),
         None => api.fallback(not_found),
     };
+    let policy = site::content_security_policy(config.static_dir.as_deref());
     app.layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(body_limit, json_errors))
+        .layer(crate::origin::cors(config.allowed_origins.clone()))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            policy,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(config.allowed_hosts.clone()),
+            crate::host::check,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
