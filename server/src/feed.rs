@@ -168,7 +168,7 @@ impl Feed {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<EventId> = drafts.iter().map(|d| d.id.clone()).collect();
-        let batch = self.commit(id, drafts).await?;
+        let batch = self.commit(id, drafts, received).await?;
         Ok(AppendResponse {
             operation_id: id.clone(),
             epoch: batch.head.epoch,
@@ -201,7 +201,7 @@ impl Feed {
             details: Map::new(),
             status: Status::Running,
         };
-        let batch = self.commit(id, vec![request]).await?;
+        let batch = self.commit(id, vec![request], now()).await?;
         tracing::info!(operation = %id, seq = ?batch.seqs.first(), "cancel requested");
         self.store
             .operation(id, &Audience::All)
@@ -209,9 +209,14 @@ impl Feed {
             .ok_or_else(|| Error::OperationNotFound(id.clone()))
     }
 
-    async fn commit(&self, id: &OperationId, drafts: Vec<EventDraft>) -> Result<Batch, Error> {
+    async fn commit(
+        &self,
+        id: &OperationId,
+        drafts: Vec<EventDraft>,
+        received: Timestamp,
+    ) -> Result<Batch, Error> {
         let _order = self.order.lock().await;
-        let batch = self.store.append_batch(id, drafts).await?;
+        let batch = self.store.append_batch(id, drafts, received).await?;
         for appended in &batch.appended {
             self.bus.publish(Published::new(id, appended));
         }

@@ -326,10 +326,13 @@ impl Store {
     /// already has is not stored again, its seq is returned (so a retried
     /// batch gets the same seqs and creates nothing). A new event after a
     /// terminal one refuses the whole batch (`operation_finished`).
+    /// `received` becomes the operation's `updatedAt`: a publisher's
+    /// `happenedAt` may lie in the past, and retention counts from it.
     pub async fn append_batch(
         &self,
         id: &OperationId,
         drafts: Vec<EventDraft>,
+        received: Timestamp,
     ) -> Result<Batch, Error> {
         let mut tx = self.writer.begin().await?;
         let Some(row) = sqlx::query(
@@ -346,7 +349,7 @@ impl Store {
         let mut head = seq_from_sql(row.try_get("head")?)?;
         let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
         let mut percent: Option<f64> = row.try_get("percent_complete")?;
-        let mut updated_at = None;
+        let mut appended_any = false;
         let mut seqs = Vec::with_capacity(drafts.len());
         let mut new = Vec::new();
         for draft in drafts {
@@ -371,7 +374,7 @@ impl Store {
                 .get("percentage")
                 .and_then(Value::as_f64)
                 .or(percent);
-            updated_at = Some(draft.happened_at);
+            appended_any = true;
             sqlx::query(
                 "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -389,14 +392,14 @@ impl Store {
             seqs.push(head);
             new.push(appended(draft, head, epoch));
         }
-        if let Some(updated_at) = updated_at {
+        if appended_any {
             sqlx::query(
                 "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
                  WHERE num = ?",
             )
             .bind(seq_to_sql(head))
             .bind(status_name(status))
-            .bind(updated_at.millis())
+            .bind(received.millis())
             .bind(percent)
             .bind(num)
             .execute(&mut *tx)

@@ -116,6 +116,11 @@ async fn demo_mode_is_announced_and_the_publisher_key_never_printed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    // The WebSocket takes it in the query string, which must not be logged.
+    let ws = url.replace("http://", "ws://") + "/ws?access_token=" + key;
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    socket.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     kill_process(Pid::from_child(&child), Signal::TERM).unwrap();
     let output = child.wait_with_output().unwrap();
     let rest = String::from_utf8_lossy(&output.stdout);

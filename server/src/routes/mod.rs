@@ -65,7 +65,12 @@ pub fn router(state: AppState) -> Router {
             Arc::new(config.allowed_hosts.clone()),
             crate::host::check,
         ))
-        .layer(TraceLayer::new_for_http())
+        // The path only: `/ws?access_token=…` carries a credential.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
         .with_state(state)
 }
 
