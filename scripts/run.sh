@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build-web.sh
-cargo build --release -p optrail-server
+cargo build --release -p optrail-server --bin optrail-server
 # --demo: anonymous visitors see and cancel the "demo" owner's operations and
 # may start simulated ones; the server says so when it starts. Publishers can
 # feed it too when OPTRAIL_PUBLISHER_KEY is set (see README.md).

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod bus;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod error;
 pub mod feed;
 pub mod host;
