@@ -579,3 +579,53 @@ async fn a_publisher_create_is_idempotent_by_its_own_id() {
     assert_eq!(body["code"], "operation_exists");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_socket_needs_the_read_scope_and_a_valid_token() {
+    let (_data, server) = server().await;
+    let cancel_only = token(
+        "alice",
+        Scopes {
+            read: false,
+            cancel: true,
+        },
+        Duration::from_secs(600),
+    );
+    for credential in [cancel_only.as_str(), "not-a-token"] {
+        match Ws::try_connect(&ws_url(&server, credential), None).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert!(
+                    [401, 403].contains(&response.status().as_u16()),
+                    "{}",
+                    response.status()
+                );
+            }
+            other => panic!("the socket opened: {:?}", other.map(|_| ())),
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_leaves_publisher_fed_operations_to_their_publisher() {
+    let data = Data::new();
+    let mut config = data.config();
+    config.access.publisher_key = Some(PublisherKey::new(KEY).unwrap());
+    let server = TestServer::start(config.clone()).await;
+    let op = create(&server, "demo", "deployment").await;
+    append(&server, &op.id, json!([{"id": "a", "type": "Started"}])).await;
+    server.stop().await;
+    let server = TestServer::start(config).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = server.operation(&op.id).await;
+    assert_eq!((after.status, after.head), (Status::Running, Seq(1)));
+    let (status, answer) = append(
+        &server,
+        &op.id,
+        json!([{"id": "b", "type": "Done", "status": "Succeeded"}]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(seqs(&answer), [2]);
+    server.stop().await;
+}
