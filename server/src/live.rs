@@ -25,7 +25,8 @@ use crate::routes::parse_operation_id;
 
 /// Close code when the token a socket was opened with expires: the client
 /// reconnects at once with a fresh token (application range, after HTTP's
-/// 401 as other WebSocket protocols do).
+/// 401 as other WebSocket protocols do). Every subscription of the socket
+/// ends with it.
 pub const TOKEN_EXPIRED: u16 = 4401;
 
 /// Who opened the socket: what it may subscribe to, and until when.
@@ -123,12 +124,12 @@ impl Connection {
                     close_code::AGAIN,
                     "too far behind the events: reconnect and resubscribe",
                 ),
-                Input::TokenExpired => match self.refuse(None, &Error::TokenExpired).await {
-                    Flow::Continue => {
-                        Flow::Close(TOKEN_EXPIRED, "token expired: reconnect with a fresh token")
-                    }
-                    other => other,
-                },
+                // A close, not an `error` frame: expiry is routine (tokens
+                // live minutes), not a problem to show; the reason names
+                // the error code for people reading traces.
+                Input::TokenExpired => {
+                    Flow::Close(TOKEN_EXPIRED, "token_expired: reconnect with a fresh token")
+                }
                 Input::ShuttingDown => Flow::Close(close_code::RESTART, "the server is stopping"),
             };
             match flow {
