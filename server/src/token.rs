@@ -2,8 +2,8 @@
 //! a secret it shares with this server, so a viewer's browser can prove
 //! whose operations it may see without the server knowing any user.
 //!
-//! Claims: `sub` (the owner), `scope` (`"read"`, `"read cancel"`) and `exp`
-//! (Unix seconds), all required; others are ignored. Expiry is enforced to
+//! Claims: `sub` (the owner) and `exp` (Unix seconds), required; `scope`
+//! (`"read"`, `"read cancel"`); `nbf` when present; others are ignored. Expiry is enforced to
 //! the second, without leeway, on every request and on open sockets.
 
 use std::fmt;
@@ -43,6 +43,8 @@ impl TokenVerifier {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // A token minted for later (`nbf`) is not valid yet.
+        validation.validate_nbf = true;
         // The audience is the host's business; the shared secret already
         // says the token was minted for this server.
         validation.validate_aud = false;
