@@ -3,8 +3,9 @@
 //! whose operations it may see without the server knowing any user.
 //!
 //! Claims: `sub` (the owner) and `exp` (Unix seconds), required; `scope`
-//! (`"read"`, `"read cancel"`); `nbf` when present; others are ignored. Expiry is enforced to
-//! the second, without leeway, on every request and on open sockets.
+//! (`"read"`, `"read cancel"`); `nbf` when present; others are ignored.
+//! Expiry is enforced to the second, without leeway, on every request and
+//! on open sockets.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
