@@ -357,6 +357,43 @@ async fn a_viewer_cannot_list_read_subscribe_to_or_cancel_another_owners_operati
         .unwrap();
     let ids: Vec<_> = list.operations.iter().map(|o| &o.id).collect();
     assert_eq!(ids, [&bobs.id]);
+    // Naming another owner changes nothing for a viewer.
+    let list: OperationList = server
+        .http
+        .get(server.url("/operations?owner=alice"))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = list.operations.iter().map(|o| &o.id).collect();
+    assert_eq!(ids, [&bobs.id]);
+    // A publisher sees everyone's, or one owner's.
+    let all: OperationList = server
+        .http
+        .get(server.url("/operations"))
+        .key()
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.operations.len(), 2);
+    let alices_only: OperationList = server
+        .http
+        .get(server.url("/operations?owner=alice"))
+        .key()
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<_> = alices_only.operations.iter().map(|o| &o.id).collect();
+    assert_eq!(ids, [&alices.id]);
 
     for (method, path) in [
         ("GET", "/operations/{id}"),

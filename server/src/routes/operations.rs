@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{accepted, complete, decode, location, parse_operation_id, query_integer, query_limit};
 use crate::AppState;
-use crate::auth::{Caller, Scope};
+use crate::auth::{Audience, Caller, Owner, Scope};
 use crate::client::Client;
 use crate::error::Error;
 use crate::simulation::Params;
@@ -63,14 +63,18 @@ pub async fn start(
     Ok(response)
 }
 
-/// The caller's operations only.
+/// The caller's operations only; a publisher sees all, or one owner's with
+/// `?owner=` (a viewer's `owner` is ignored: it has one).
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<OperationList>, Error> {
-    let audience = caller.audience(Scope::Read)?;
+    let mut audience = caller.audience(Scope::Read)?;
     let Query(query) = query?;
+    if let (Audience::All, Some(owner)) = (&audience, query.get("owner")) {
+        audience = Audience::Owner(Owner::parse(owner).map_err(Error::InvalidQuery)?);
+    }
     let limits = &app.config.limits;
     let limit = query_limit(&query, 20, limits.operations_per_page)?;
     let before = query_integer(&query, "before", 1, i64::MAX as u64)?;
