@@ -54,6 +54,7 @@ fn event(seq: u64, kind: &str, message: &str) -> Event {
         message: message.to_owned(),
         happened_at: Timestamp(1_790_000_000_000 + seq as i64 * 1000),
         details,
+        status: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn make_event(seq: u64) -> Event {
         message: format!("Provisioning disk: step {seq}"),
         happened_at: Timestamp(1_789_000_000_000 + seq as i64),
         details,
+        status: None,
     }
 }
 

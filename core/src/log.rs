@@ -235,7 +235,10 @@ impl EventLog {
         // The first terminal event *in order* counts, whichever arrived
         // first, so the status never depends on which path won a race.
         if self.terminal.as_ref().is_none_or(|(k, _)| key < k)
-            && let Some(status) = self.interpretation.terminal_status(&event.kind)
+            && let Some(status) = event
+                .status
+                .filter(|s| s.is_terminal())
+                .or_else(|| self.interpretation.terminal_status(&event.kind))
         {
             self.terminal = Some((key.clone(), status));
         }
@@ -580,6 +583,18 @@ mod tests {
         log.insert(event(2, "ProgressUpdated"));
         assert!(log.is_complete());
         assert_eq!(log.progress(), Some(100.0));
+    }
+
+    #[test]
+    fn an_event_carrying_a_terminal_status_ends_any_kind_without_configuration() {
+        let mut log = log();
+        log.insert(event(1, "DeployStarted"));
+        let mut done = event(2, "DeployRolledBack");
+        assert_eq!(log.status(), Status::Running);
+        done.status = Some(Status::Failed);
+        log.insert(done);
+        assert_eq!(log.status(), Status::Failed);
+        assert!(log.is_complete());
     }
 
     #[test]

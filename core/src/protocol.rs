@@ -115,6 +115,13 @@ pub struct Event {
     pub happened_at: Timestamp,
     #[serde(default)]
     pub details: Map<String, Value>,
+    /// The status this event ends the operation with, on terminal events
+    /// only. It is what lets a client show the right terminal view for a
+    /// kind it was never configured for (a publisher's own event types);
+    /// absent from older servers and non-terminal events, where the
+    /// client's `Interpretation` of the type decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
 }
 
 /// Where an operation is in its life, in the Azure long-running-operation

@@ -14,5 +14,6 @@ pub fn event(seq: u64, kind: &str) -> Event {
         message: format!("step {seq}"),
         happened_at: Timestamp(seq as i64 * 1000),
         details: Map::new(),
+        status: None,
     }
 }

@@ -65,6 +65,7 @@ fn arb_event(max_seq: u64) -> impl Strategy<Value = Event> {
                 message: format!("step {seq}"),
                 happened_at: Timestamp(at * 1000),
                 details,
+                status: None,
             }
         })
 }
@@ -263,6 +264,7 @@ proptest! {
                     message: String::new(),
                     happened_at: Timestamp(seq as i64 * 10),
                     details,
+                    status: None,
                 }
             })
             .collect();
@@ -300,6 +302,7 @@ proptest! {
             message: String::new(),
             happened_at: Timestamp(0),
             details: Map::new(),
+            status: None,
         };
         prop_assert_eq!(log.insert(event), Insert::Rejected(Rejection::TooFarAhead));
         prop_assert!(log.is_empty());

@@ -131,6 +131,8 @@ impl ServerProcess {
                 .arg(self.options.ping_interval_ms.to_string())
                 .arg("--starts-per-minute")
                 .arg(self.options.starts_per_minute.to_string())
+                // Anonymous widgets and simulated runs, as `make run`.
+                .arg("--demo")
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(file.try_clone()?)

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::Access;
+use crate::client::IpNet;
+
 /// Everything a server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,10 +20,53 @@ pub struct Config {
     /// How often the server pings each WebSocket; a socket silent for two
     /// intervals is closed.
     pub ping_interval: Duration,
-    /// Origins (`https://host:port`) allowed to open `/ws` besides the
-    /// server's own.
+    /// Origins (`https://host:port`) allowed to open `/ws` and to call the
+    /// HTTP API cross-origin (CORS) besides the server's own; `*` allows all.
     pub allowed_origins: Vec<String>,
+    /// Host names (without port) the server answers to, besides `localhost`
+    /// and IP literals, which DNS rebinding cannot forge; `*` allows all.
+    pub allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Who may do what: demo mode, the publisher key, viewer tokens.
+    pub access: Access,
+    pub durability: Durability,
+    pub retention: Retention,
     pub limits: Limits,
+}
+
+/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is on the disk before it is published: a power cut
+    /// loses nothing that a client has seen. The default, because
+    /// PROTOCOL.md promises that a pushed event is never lost.
+    #[default]
+    Full,
+    /// Commits survive a crash of the process but the last ones may be lost
+    /// in a power cut or kernel crash, after clients have seen them. Faster;
+    /// an explicit choice (`--sqlite-synchronous normal`).
+    Normal,
+}
+
+/// Removal of finished operations, so that starting operations forever
+/// cannot fill the disk.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// Finished operations not updated for this long are removed with their
+    /// events; `None` keeps everything.
+    pub max_age: Option<Duration>,
+    /// How often the sweep runs.
+    pub every: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            every: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl Config {
@@ -31,6 +77,11 @@ impl Config {
             static_dir: None,
             ping_interval: Duration::from_secs(15),
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
+            access: Access::default(),
+            durability: Durability::default(),
+            retention: Retention::default(),
             limits: Limits::default(),
         }
     }
@@ -51,6 +102,10 @@ pub struct Limits {
     /// Client frames larger than this get `frame_too_large` and a close.
     pub frame_bytes: usize,
     pub subscriptions_per_connection: usize,
+    /// Open WebSockets per client (an IPv4 address or an IPv6 /64).
+    pub sockets_per_client: usize,
+    /// Events in one publisher append.
+    pub events_per_batch: usize,
     /// Operations one client address may start per minute (a token bucket
     /// of this size, refilled evenly over the minute).
     pub starts_per_minute: u32,
@@ -70,6 +125,8 @@ impl Default for Limits {
             body_bytes: 16 * 1024,
             frame_bytes: 4 * 1024,
             subscriptions_per_connection: 64,
+            sockets_per_client: 64,
+            events_per_batch: 100,
             starts_per_minute: 60,
             events_per_page: 1000,
             operations_per_page: 100,

@@ -47,6 +47,20 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("GET /ws must be a WebSocket upgrade request")]
     UpgradeRequired,
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("the access token has expired: get a fresh one and retry")]
+    TokenExpired,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    InvalidEvent(String),
+    #[error("operation {0} already exists with another owner or kind")]
+    OperationExists(OperationId),
+    #[error("this server does not answer to the host name {0:?}; see --allow-host")]
+    HostForbidden(String),
+    #[error("at most {0} WebSocket connections per client: close one first")]
+    TooManySockets(usize),
     #[error("storage failure: {0}")]
     Storage(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
@@ -75,6 +89,13 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::UpgradeRequired => "upgrade_required",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::TokenExpired => "token_expired",
+            Error::Forbidden(_) => "forbidden",
+            Error::InvalidEvent(_) => "invalid_event",
+            Error::OperationExists(_) => "operation_exists",
+            Error::HostForbidden(_) => "host_forbidden",
+            Error::TooManySockets(_) => "too_many_sockets",
             Error::Storage(_) | Error::Migration(_) | Error::Internal(_) => "internal",
         }
     }
@@ -88,16 +109,19 @@ impl Error {
             | Error::UnknownKind(_)
             | Error::InvalidQuery(_)
             | Error::InvalidOperationId(_)
+            | Error::InvalidEvent(_)
             | Error::FrameTooLarge { .. }
             | Error::TooManySubscriptions(_) => StatusCode::BAD_REQUEST,
-            Error::OriginForbidden(_) => StatusCode::FORBIDDEN,
+            Error::Unauthorized(_) | Error::TokenExpired => StatusCode::UNAUTHORIZED,
+            Error::OriginForbidden(_) | Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::HostForbidden(_) => StatusCode::MISDIRECTED_REQUEST,
             Error::OperationNotFound(_) | Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::OperationFinished(_) => StatusCode::CONFLICT,
+            Error::OperationFinished(_) | Error::OperationExists(_) => StatusCode::CONFLICT,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooManySockets(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Storage(_) | Error::Migration(_) | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -138,13 +162,26 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = (status, Json(self.to_api())).into_response();
-        if let Error::RateLimited {
-            retry_after_secs, ..
-        } = self
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        let headers = response.headers_mut();
+        match self {
+            Error::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // RFC 6750: a bearer-protected resource says how to authenticate.
+            Error::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::TokenExpired => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer error=\"invalid_token\", error_description=\"expired\"",
+                    ),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -1,9 +1,11 @@
 //! # optrail-server
 //!
-//! The reference server of PROTOCOL.md: simulated long-running operations
-//! whose events are stored in SQLite with gap-free per-operation seqs and
-//! pushed, after their commit and in seq order, over one multiplexed
-//! WebSocket per client.
+//! The reference server of PROTOCOL.md: long-running operations — fed by a
+//! publisher (the host's backend, with an API key) or simulated (demo
+//! mode) — whose events are stored in SQLite with gap-free per-operation
+//! seqs and pushed, after their commit and in seq order, over one
+//! multiplexed WebSocket per client. Viewers see only their owner's
+//! operations, proven by a signed, expiring token.
 //!
 //! Tests and the binary start it the same way:
 //! ```no_run
@@ -16,15 +18,23 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod bus;
+pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod error;
+pub mod feed;
+pub mod host;
 pub mod live;
+pub mod origin;
+pub mod retention;
 pub mod routes;
 pub mod runner;
 pub mod simulation;
 pub mod store;
 pub mod throttle;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,11 +45,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Config, Limits};
+pub use config::{Config, Durability, Limits, Retention};
 pub use error::Error;
 pub use routes::router;
 
 use bus::Bus;
+use client::SocketCount;
+use feed::Feed;
 use runner::Runner;
 use store::Store;
 use throttle::StartThrottle;
@@ -51,7 +63,9 @@ pub struct AppState {
     pub store: Store,
     pub bus: Arc<Bus>,
     pub runner: Arc<Runner>,
+    pub feed: Arc<Feed>,
     pub throttle: Arc<StartThrottle>,
+    pub sockets: Arc<SocketCount>,
     /// Turns `true` when the server stops: live connections close.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -63,15 +77,18 @@ pub struct AppState {
 pub struct App {
     state: AppState,
     shutdown: watch::Sender<bool>,
+    retention: Option<JoinHandle<()>>,
 }
 
 impl App {
     /// Opens the database (creating it), migrates it and resumes every
     /// operation that was running when the last server stopped.
     pub async fn open(config: Config) -> Result<App, Error> {
-        let store = Store::open(&config.database).await?;
+        let store = Store::open(&config.database, config.durability).await?;
         let bus = Arc::new(Bus::new());
         let runner = Runner::new(store.clone(), bus.clone());
+        let feed = Arc::new(Feed::new(store.clone(), bus.clone()));
+        let retention = retention::spawn(store.clone(), &config.retention);
         let resumed = runner.resume().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resumed unfinished operations");
@@ -84,10 +101,13 @@ impl App {
                 store,
                 bus,
                 runner,
+                feed,
                 throttle,
+                sockets: Arc::new(SocketCount::default()),
                 shutdown: stopping,
             },
             shutdown,
+            retention,
         })
     }
 
@@ -103,6 +123,9 @@ impl App {
     /// closes the database. Unfinished operations resume on the next open.
     pub async fn close(self) {
         let _ = self.shutdown.send(true);
+        if let Some(sweeper) = &self.retention {
+            sweeper.abort();
+        }
         self.state.runner.stop().await;
         self.state.store.close().await;
     }

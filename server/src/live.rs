@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use optrail_core::{ClientFrame, OperationId, Seq, ServerFrame};
@@ -17,17 +17,34 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::AppState;
+use crate::auth::Audience;
 use crate::bus::{Overflow, Published, Subscriber};
+use crate::client::SocketSlot;
 use crate::error::Error;
 use crate::routes::parse_operation_id;
 
+/// Close code when the token a socket was opened with expires: the client
+/// reconnects at once with a fresh token (application range, after HTTP's
+/// 401 as other WebSocket protocols do). Every subscription of the socket
+/// ends with it.
+pub const TOKEN_EXPIRED: u16 = 4401;
+
+/// Who opened the socket: what it may subscribe to, and until when.
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    pub audience: Audience,
+    pub expires_at: Option<SystemTime>,
+}
+
 /// Serves one upgraded socket until it closes, the client falls silent,
-/// its queue overflows or the server shuts down.
-pub async fn serve(socket: WebSocket, app: AppState) {
+/// its queue overflows, its token expires or the server shuts down.
+pub async fn serve(socket: WebSocket, app: AppState, watcher: Watcher, slot: SocketSlot) {
     let inbox = app.bus.connect(app.config.limits.connection_queue);
     let mut connection = Connection {
         app,
         socket,
+        watcher,
+        _slot: slot,
         subscriber: inbox.subscriber,
         overflow: inbox.overflow,
         subscriptions: HashMap::new(),
@@ -38,6 +55,9 @@ pub async fn serve(socket: WebSocket, app: AppState) {
 struct Connection {
     app: AppState,
     socket: WebSocket,
+    watcher: Watcher,
+    /// Counts this socket against its client's cap while it lives.
+    _slot: SocketSlot,
     subscriber: Subscriber,
     overflow: Arc<Overflow>,
     /// Subscribed operations, each with the head reported in `subscribed`:
@@ -62,6 +82,7 @@ enum Input {
     PingDue,
     Silent,
     Overflowed,
+    TokenExpired,
     ShuttingDown,
 }
 
@@ -74,11 +95,14 @@ impl Connection {
         tokio::pin!(silence);
         let mut shutdown = self.app.shutdown.clone();
         let overflow = self.overflow.clone();
+        let expiry = tokio::time::sleep_until(self.expiry());
+        tokio::pin!(expiry);
         loop {
             let input = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stopping| *stopping) => Input::ShuttingDown,
                 () = overflow.wait() => Input::Overflowed,
+                () = &mut expiry => Input::TokenExpired,
                 frame = self.socket.recv() => match frame {
                     Some(Ok(message)) => Input::Frame(message),
                     Some(Err(_)) | None => Input::SocketGone,
@@ -100,6 +124,12 @@ impl Connection {
                     close_code::AGAIN,
                     "too far behind the events: reconnect and resubscribe",
                 ),
+                // A close, not an `error` frame: expiry is routine (tokens
+                // live minutes), not a problem to show; the reason names
+                // the error code for people reading traces.
+                Input::TokenExpired => {
+                    Flow::Close(TOKEN_EXPIRED, "token_expired: reconnect with a fresh token")
+                }
                 Input::ShuttingDown => Flow::Close(close_code::RESTART, "the server is stopping"),
             };
             match flow {
@@ -117,6 +147,18 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// When the socket's token expires; far away for a socket without one.
+    fn expiry(&self) -> Instant {
+        const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+        let left = match self.watcher.expires_at {
+            Some(at) => at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+            None => NEVER,
+        };
+        Instant::now() + left
     }
 
     async fn received(&mut self, message: Message) -> Flow {
@@ -211,7 +253,9 @@ impl Connection {
         // Until the answer, skip nothing: no push is handled before it anyway.
         self.subscriptions.insert(id.clone(), Seq::ZERO);
         self.app.bus.subscribe(&id, &self.subscriber);
-        match self.app.store.head(&id).await {
+        // Another owner's operation reads as unknown: the answer is the
+        // same `operation_not_found` either way.
+        match self.app.store.head(&id, &self.watcher.audience).await {
             Ok(Some(head)) => {
                 let answer = ServerFrame::Subscribed {
                     operation_id: id.clone(),

@@ -16,6 +16,7 @@ use optrail_core::{EventId, EventType, Operation, OperationId, Seq, Timestamp};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::auth::{Audience, Owner};
 use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::simulation::{Params, Script, Step};
@@ -64,11 +65,13 @@ impl Runner {
         })
     }
 
-    /// Stores and starts a new operation. The answer is the snapshot right
-    /// after the insert (`NotStarted`, head 0).
-    pub async fn start(self: &Arc<Self>, params: Params) -> Result<Operation, Error> {
+    /// Stores and starts a new operation for `owner`. The answer is the
+    /// snapshot right after the insert (`NotStarted`, head 0).
+    pub async fn start(self: &Arc<Self>, params: Params, owner: Owner) -> Result<Operation, Error> {
         let new = NewOperation {
             id: OperationId(random_hex::<16>()?),
+            owner,
+            fed: false,
             kind: params.kind().to_owned(),
             params: params.to_json(),
             seed: u64::from_le_bytes(random_bytes()?),
@@ -101,13 +104,17 @@ impl Runner {
     }
 
     /// Stops the run and appends `OperationCanceled`; a finished operation
-    /// is `operation_finished`.
+    /// is `operation_finished`. The caller has checked that the operation is
+    /// simulated and the viewer's.
     pub async fn cancel(&self, id: &OperationId) -> Result<Operation, Error> {
         let run = lock(&self.runs).by_id.get(id).cloned();
         let appended = match &run {
             Some(run) => {
                 let _step = run.lock.lock().await;
-                let appended = self.store.append(id, draft(run.script.canceled())).await?;
+                let appended = self
+                    .store
+                    .append(id, draft(run.script.canceled()), None)
+                    .await?;
                 self.bus.publish(Published::new(id, &appended));
                 run.abort();
                 appended
@@ -116,13 +123,13 @@ impl Runner {
             None => {
                 let operation = self
                     .store
-                    .operation(id)
+                    .operation(id, &Audience::All)
                     .await?
                     .ok_or_else(|| Error::OperationNotFound(id.clone()))?;
                 let params = Params::parse(&operation.kind, &operation.params)?;
                 let mut step = Script::new(params, 0).canceled();
                 step.details.insert("workerId".into(), "api".into());
-                let appended = self.store.append(id, draft(step)).await?;
+                let appended = self.store.append(id, draft(step), None).await?;
                 self.bus.publish(Published::new(id, &appended));
                 appended
             }
@@ -132,7 +139,7 @@ impl Runner {
         }
         tracing::info!(operation = %id, seq = ?appended.event.seq, "canceled");
         self.store
-            .operation(id)
+            .operation(id, &Audience::All)
             .await?
             .ok_or_else(|| Error::OperationNotFound(id.clone()))
     }
@@ -188,7 +195,7 @@ impl Runner {
                 }
             }
             let guard = run.lock.lock().await;
-            match self.store.append(&id, draft(step)).await {
+            match self.store.append(&id, draft(step), Some(head)).await {
                 Ok(appended) => {
                     head = appended.event.seq.unwrap_or(head.next());
                     let terminal = appended.status.is_terminal();
@@ -205,7 +212,7 @@ impl Runner {
                     tokio::time::sleep(RETRY_AFTER_FAILURE).await;
                     // The commit may have happened after all: go on from
                     // what is stored.
-                    match self.store.head(&id).await {
+                    match self.store.head(&id, &Audience::All).await {
                         Ok(Some(stored)) if stored.status.is_terminal() => break,
                         Ok(Some(stored)) => head = stored.head,
                         Ok(None) => break,
@@ -256,7 +263,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
 }
 
 /// `N` random bytes as `2N` lowercase hex digits.
-fn random_hex<const N: usize>() -> Result<String, Error> {
+pub fn random_hex<const N: usize>() -> Result<String, Error> {
     use std::fmt::Write;
     let bytes = random_bytes::<N>()?;
     let mut hex = String::with_capacity(2 * N);

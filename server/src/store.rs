@@ -25,15 +25,24 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use crate::auth::{Audience, Owner};
+use crate::config::Durability;
 use crate::error::Error;
 
 /// The schema, embedded so the binary carries it (and without sqlx's
 /// proc macros, which would build SQLite a second time for the host).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "operations and events",
-    include_str!("../migrations/0001_operations_and_events.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "operations and events",
+        include_str!("../migrations/0001_operations_and_events.sql"),
+    ),
+    (
+        2,
+        "owners, publishers, terminal status",
+        include_str!("../migrations/0002_owners_publishers_terminal_status.sql"),
+    ),
+];
 
 #[derive(Debug)]
 struct EmbeddedMigrations;
@@ -65,6 +74,9 @@ impl MigrationSource<'static> for EmbeddedMigrations {
 #[derive(Debug, Clone)]
 pub struct NewOperation {
     pub id: OperationId,
+    pub owner: Owner,
+    /// Fed by a publisher (true) or simulated by the runner (false).
+    pub fed: bool,
     pub kind: String,
     /// Normalized: every field the run uses, defaults filled in.
     pub params: Value,
@@ -81,8 +93,20 @@ pub struct EventDraft {
     pub message: String,
     pub happened_at: Timestamp,
     pub details: Map<String, Value>,
-    /// The operation's status once this event is committed.
+    /// The operation's status once this event is committed; a terminal
+    /// one is also stored with the event and sent with it.
     pub status: Status,
+}
+
+/// What an idempotent batch append did.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The seq of each draft, in the batch's order: new or stored before.
+    pub seqs: Vec<Seq>,
+    /// The events this call committed, in seq order: what to publish.
+    pub appended: Vec<Appended>,
+    /// Where the stream stands after the batch.
+    pub head: StreamHead,
 }
 
 /// A committed event and where its stream stands.
@@ -120,7 +144,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database file and its directory, and
     /// brings the schema up to date.
-    pub async fn open(path: &Path) -> Result<Store, Error> {
+    pub async fn open(path: &Path, durability: Durability) -> Result<Store, Error> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::Internal(format!("cannot create directory {}: {e}", parent.display()))
@@ -136,9 +160,13 @@ impl Store {
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    // WAL + NORMAL: a commit survives a crash of the process
-                    // (the OS has it); only a power cut may lose the last ones.
-                    .synchronous(SqliteSynchronous::Normal),
+                    // FULL: a commit is on the disk before it is published.
+                    // NORMAL survives a crash of the process but not a power
+                    // cut; it is only ever an explicit choice.
+                    .synchronous(match durability {
+                        Durability::Full => SqliteSynchronous::Full,
+                        Durability::Normal => SqliteSynchronous::Normal,
+                    }),
             )
             .await?;
         Migrator::new(EmbeddedMigrations)
@@ -152,6 +180,20 @@ impl Store {
         Ok(Store { writer, reader })
     }
 
+    /// What the writer's commits wait for, as SQLite reports it.
+    pub async fn durability(&self) -> Result<Durability, Error> {
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&self.writer)
+            .await?;
+        match level {
+            2 | 3 => Ok(Durability::Full),
+            1 => Ok(Durability::Normal),
+            other => Err(Error::Internal(format!(
+                "the database runs with synchronous = {other}"
+            ))),
+        }
+    }
+
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
         self.reader.close().await;
@@ -162,10 +204,12 @@ impl Store {
         let params = serde_json::to_string(&new.params)
             .map_err(|e| Error::Internal(format!("params do not serialize: {e}")))?;
         sqlx::query(
-            "INSERT INTO operations (id, kind, status, created_at, updated_at, params, seed)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO operations (id, owner, fed, kind, status, created_at, updated_at, params, seed)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new.id.as_str())
+        .bind(new.owner.as_str())
+        .bind(new.fed)
         .bind(&new.kind)
         .bind(status_name(Status::NotStarted))
         .bind(new.created_at.millis())
@@ -187,10 +231,41 @@ impl Store {
         })
     }
 
+    /// A publisher's create, idempotent by id: the same id, owner and kind
+    /// again returns the stored operation (`false`: not created now);
+    /// another owner or kind is `operation_exists`.
+    pub async fn create_fed(&self, new: &NewOperation) -> Result<(Operation, bool), Error> {
+        match self.create(new).await {
+            Ok(operation) => Ok((operation, true)),
+            Err(Error::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                let row = sqlx::query(&format!(
+                    "{OPERATION_COLUMNS} WHERE id = ? AND owner = ? AND kind = ? AND fed = 1"
+                ))
+                .bind(new.id.as_str())
+                .bind(new.owner.as_str())
+                .bind(&new.kind)
+                .fetch_optional(&self.writer)
+                .await?;
+                match row {
+                    Some(row) => Ok((operation_from_row(&row)?, false)),
+                    None => Err(Error::OperationExists(new.id.clone())),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Appends one event: `seq = head + 1`, in one transaction with the
     /// operation's new head and status. Refuses to append after a terminal
-    /// event.
-    pub async fn append(&self, id: &OperationId, draft: EventDraft) -> Result<Appended, Error> {
+    /// event, and, with `after`, unless the head is still `after`: a run's
+    /// step is its head, so a step computed from a stale head (another
+    /// writer, a late commit of a crashed process) must not be stored.
+    pub async fn append(
+        &self,
+        id: &OperationId,
+        draft: EventDraft,
+        after: Option<Seq>,
+    ) -> Result<Appended, Error> {
         let details = serde_json::to_string(&draft.details)
             .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
         let percentage = draft.details.get("percentage").and_then(Value::as_f64);
@@ -201,19 +276,27 @@ impl Store {
             "UPDATE operations
              SET head = head + 1, status = ?, updated_at = ?,
                  percent_complete = COALESCE(?, percent_complete)
-             WHERE id = ? AND status IN ('NotStarted', 'Running')
+             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
              RETURNING num, head, epoch",
         )
         .bind(status_name(draft.status))
         .bind(draft.happened_at.millis())
         .bind(percentage)
         .bind(id.as_str())
+        .bind(after.map(seq_to_sql))
+        .bind(after.map(seq_to_sql))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = moved else {
             tx.rollback().await?;
-            return Err(match self.head(id).await? {
-                Some(_) => Error::OperationFinished(id.clone()),
+            return Err(match self.head(id, &Audience::All).await? {
+                Some(head) if head.status.is_terminal() => Error::OperationFinished(id.clone()),
+                Some(head) => Error::Internal(format!(
+                    "operation {id} is at seq {} where {} was expected: another writer \
+                     appended; continuing from the stored head",
+                    head.head,
+                    after.unwrap_or_default()
+                )),
                 None => Error::OperationNotFound(id.clone()),
             });
         };
@@ -221,8 +304,8 @@ impl Store {
         let seq = seq_from_sql(row.try_get("head")?)?;
         let epoch = epoch_from_sql(row.try_get("epoch")?)?;
         sqlx::query(
-            "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(num)
         .bind(seq_to_sql(seq))
@@ -231,37 +314,157 @@ impl Store {
         .bind(&draft.message)
         .bind(draft.happened_at.millis())
         .bind(&details)
+        .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Appended {
-            event: Event {
-                id: draft.id,
-                seq: Some(seq),
-                kind: draft.kind,
-                message: draft.message,
-                happened_at: draft.happened_at,
-                details: draft.details,
+        Ok(appended(draft, seq, epoch))
+    }
+
+    /// Appends a publisher's batch in one transaction, in order, each new
+    /// event at `head + 1`. Idempotent by event id: an id the operation
+    /// already has is not stored again, its seq is returned (so a retried
+    /// batch gets the same seqs and creates nothing). A new event after a
+    /// terminal one refuses the whole batch (`operation_finished`).
+    /// `received` becomes the operation's `updatedAt`: a publisher's
+    /// `happenedAt` may lie in the past, and retention counts from it.
+    pub async fn append_batch(
+        &self,
+        id: &OperationId,
+        drafts: Vec<EventDraft>,
+        received: Timestamp,
+    ) -> Result<Batch, Error> {
+        let mut tx = self.writer.begin().await?;
+        let Some(row) = sqlx::query(
+            "SELECT num, epoch, head, status, percent_complete FROM operations WHERE id = ?",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(Error::OperationNotFound(id.clone()));
+        };
+        let num: i64 = row.try_get("num")?;
+        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
+        let mut head = seq_from_sql(row.try_get("head")?)?;
+        let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
+        let mut percent: Option<f64> = row.try_get("percent_complete")?;
+        let mut appended_any = false;
+        let mut seqs = Vec::with_capacity(drafts.len());
+        let mut new = Vec::new();
+        for draft in drafts {
+            let stored = sqlx::query("SELECT seq FROM events WHERE operation_num = ? AND id = ?")
+                .bind(num)
+                .bind(&draft.id.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(stored) = stored {
+                seqs.push(seq_from_sql(stored.try_get("seq")?)?);
+                continue;
+            }
+            if status.is_terminal() {
+                return Err(Error::OperationFinished(id.clone()));
+            }
+            let details = serde_json::to_string(&draft.details)
+                .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
+            head = head.next();
+            status = draft.status;
+            percent = draft
+                .details
+                .get("percentage")
+                .and_then(Value::as_f64)
+                .or(percent);
+            appended_any = true;
+            sqlx::query(
+                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(num)
+            .bind(seq_to_sql(head))
+            .bind(&draft.id.0)
+            .bind(draft.kind.as_str())
+            .bind(&draft.message)
+            .bind(draft.happened_at.millis())
+            .bind(&details)
+            .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
+            .execute(&mut *tx)
+            .await?;
+            seqs.push(head);
+            new.push(appended(draft, head, epoch));
+        }
+        if appended_any {
+            sqlx::query(
+                "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
+                 WHERE num = ?",
+            )
+            .bind(seq_to_sql(head))
+            .bind(status_name(status))
+            .bind(received.millis())
+            .bind(percent)
+            .bind(num)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Batch {
+            seqs,
+            appended: new,
+            head: StreamHead {
+                epoch,
+                head,
+                status,
             },
-            epoch,
-            status: draft.status,
         })
     }
 
-    pub async fn operation(&self, id: &OperationId) -> Result<Option<Operation>, Error> {
-        let row = sqlx::query(&format!("{OPERATION_COLUMNS} WHERE id = ?"))
+    /// The operation, if `audience` may see it: an operation of another
+    /// owner is `None`, exactly like one that does not exist.
+    pub async fn operation(
+        &self,
+        id: &OperationId,
+        audience: &Audience,
+    ) -> Result<Option<Operation>, Error> {
+        let row = sqlx::query(&format!("{OPERATION_COLUMNS} WHERE id = ? {VISIBLE}"))
             .bind(id.as_str())
+            .bind(audience.owner())
+            .bind(audience.owner())
             .fetch_optional(&self.reader)
             .await?;
         row.as_ref().map(operation_from_row).transpose()
     }
 
-    /// Newest first; `before` is the `nextBefore` of the previous page.
-    pub async fn list(&self, before: Option<i64>, limit: u32) -> Result<OperationList, Error> {
+    /// Whether the operation is publisher-fed, if `audience` may see it.
+    pub async fn is_fed(
+        &self,
+        id: &OperationId,
+        audience: &Audience,
+    ) -> Result<Option<bool>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT fed FROM operations WHERE id = ? {VISIBLE}"
+        ))
+        .bind(id.as_str())
+        .bind(audience.owner())
+        .bind(audience.owner())
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| row.try_get::<bool, _>("fed").map_err(Error::from))
+            .transpose()
+    }
+
+    /// Newest first, only what `audience` may see; `before` is the
+    /// `nextBefore` of the previous page.
+    pub async fn list(
+        &self,
+        audience: &Audience,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<OperationList, Error> {
         let rows = sqlx::query(&format!(
-            "{OPERATION_COLUMNS} WHERE num < ? ORDER BY num DESC LIMIT ?"
+            "{OPERATION_COLUMNS} WHERE num < ? {VISIBLE} ORDER BY num DESC LIMIT ?"
         ))
         .bind(before.unwrap_or(i64::MAX))
+        .bind(audience.owner())
+        .bind(audience.owner())
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.reader)
         .await?;
@@ -280,12 +483,21 @@ impl Store {
         })
     }
 
-    /// Where the stream stands, or `None` for an unknown operation.
-    pub async fn head(&self, id: &OperationId) -> Result<Option<StreamHead>, Error> {
-        let row = sqlx::query("SELECT epoch, head, status FROM operations WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
+    /// Where the stream stands, or `None` for an operation that does not
+    /// exist or that `audience` may not see.
+    pub async fn head(
+        &self,
+        id: &OperationId,
+        audience: &Audience,
+    ) -> Result<Option<StreamHead>, Error> {
+        let row = sqlx::query(&format!(
+            "SELECT epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
+        ))
+        .bind(id.as_str())
+        .bind(audience.owner())
+        .bind(audience.owner())
+        .fetch_optional(&self.reader)
+        .await?;
         row.map(|row| {
             Ok(StreamHead {
                 epoch: epoch_from_sql(row.try_get("epoch")?)?,
@@ -301,22 +513,26 @@ impl Store {
     pub async fn events(
         &self,
         id: &OperationId,
+        audience: &Audience,
         after: Seq,
         limit: u32,
     ) -> Result<Option<EventsPage>, Error> {
         let mut tx: Transaction<'_, Sqlite> = self.reader.begin().await?;
-        let Some(row) =
-            sqlx::query("SELECT num, kind, epoch, head, status FROM operations WHERE id = ?")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
+        let Some(row) = sqlx::query(&format!(
+            "SELECT num, kind, epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
+        ))
+        .bind(id.as_str())
+        .bind(audience.owner())
+        .bind(audience.owner())
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(None);
         };
         let num: i64 = row.try_get("num")?;
         let head = seq_from_sql(row.try_get("head")?)?;
         let rows = sqlx::query(
-            "SELECT seq, id, type, message, happened_at, details FROM events
+            "SELECT seq, id, type, message, happened_at, details, status FROM events
              WHERE operation_num = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(num)
@@ -345,11 +561,12 @@ impl Store {
         }))
     }
 
-    /// Operations whose run must continue (after a restart).
+    /// Simulated operations whose run must continue (after a restart).
+    /// Publisher-fed ones are their publisher's to continue.
     pub async fn unfinished(&self) -> Result<Vec<Unfinished>, Error> {
         let rows = sqlx::query(
             "SELECT id, kind, params, seed, head FROM operations
-             WHERE status IN ('NotStarted', 'Running') ORDER BY num",
+             WHERE status IN ('NotStarted', 'Running') AND fed = 0 ORDER BY num",
         )
         .fetch_all(&self.writer)
         .await?;
@@ -364,6 +581,57 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Removes up to `limit` finished operations last updated before `cutoff`,
+    /// with their events, in one transaction; returns how many. Small
+    /// batches keep the single writer free for appends.
+    pub async fn remove_finished_before(
+        &self,
+        cutoff: Timestamp,
+        limit: u32,
+    ) -> Result<u64, Error> {
+        let mut tx = self.writer.begin().await?;
+        let nums: Vec<i64> = sqlx::query_scalar(
+            "SELECT num FROM operations
+             WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < ?
+             ORDER BY updated_at LIMIT ?",
+        )
+        .bind(cutoff.millis())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        for &num in &nums {
+            sqlx::query("DELETE FROM events WHERE operation_num = ?")
+                .bind(num)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM operations WHERE num = ?")
+                .bind(num)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(nums.len() as u64)
+    }
+}
+
+/// The visibility filter after a `WHERE`: bind the audience's owner twice.
+const VISIBLE: &str = "AND (? IS NULL OR owner = ?)";
+
+fn appended(draft: EventDraft, seq: Seq, epoch: Epoch) -> Appended {
+    Appended {
+        event: Event {
+            id: draft.id,
+            seq: Some(seq),
+            kind: draft.kind,
+            message: draft.message,
+            happened_at: draft.happened_at,
+            details: draft.details,
+            status: draft.status.is_terminal().then_some(draft.status),
+        },
+        epoch,
+        status: draft.status,
     }
 }
 
@@ -400,6 +668,11 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, Error> {
         message: row.try_get("message")?,
         happened_at: Timestamp::from_millis(row.try_get("happened_at")?),
         details,
+        status: row
+            .try_get::<Option<String>, _>("status")?
+            .as_deref()
+            .map(parse_status)
+            .transpose()?,
     })
 }
 

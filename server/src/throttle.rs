@@ -1,12 +1,12 @@
 //! The per-client limit on started operations: a token bucket per client
-//! address holding `per_minute` starts, refilled evenly over a minute, so a
+//! ([`ClientKey`]) holding `per_minute` starts, refilled evenly over a minute, so a
 //! client may burst up to the limit and then start one every `60/limit` s.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::client::ClientKey;
 use crate::error::Error;
 
 /// Above this many tracked clients, full buckets are forgotten.
@@ -15,7 +15,7 @@ const PRUNE_ABOVE: usize = 10_000;
 #[derive(Debug)]
 pub struct StartThrottle {
     per_minute: u32,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<ClientKey, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +33,7 @@ impl StartThrottle {
     }
 
     /// Takes one start from `client`'s bucket, or says when to retry.
-    pub fn take(&self, client: IpAddr, now: Instant) -> Result<(), Error> {
+    pub fn take(&self, client: ClientKey, now: Instant) -> Result<(), Error> {
         let capacity = f64::from(self.per_minute);
         let per_second = capacity / 60.0;
         let mut buckets = self
@@ -76,8 +76,8 @@ mod tests {
     #[test]
     fn a_client_gets_its_burst_then_one_start_per_refill() {
         let throttle = StartThrottle::new(60);
-        let client = IpAddr::from([127, 0, 0, 1]);
-        let other = IpAddr::from([127, 0, 0, 2]);
+        let client = ClientKey::of([127, 0, 0, 1].into());
+        let other = ClientKey::of([127, 0, 0, 2].into());
         let t0 = Instant::now();
         for _ in 0..60 {
             throttle.take(client, t0).unwrap();

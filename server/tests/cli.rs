@@ -79,3 +79,66 @@ fn bad_flags_are_refused_with_usage() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--listen"));
 }
+
+#[tokio::test]
+async fn demo_mode_is_announced_and_the_publisher_key_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "a-publisher-key-that-must-stay-secret";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_optrail-server"))
+        .args(["--listen", "127.0.0.1:0", "--demo", "--database"])
+        .arg(dir.path().join("optrail.db"))
+        .env("OPTRAIL_PUBLISHER_KEY", key)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let mut line = String::new();
+    while !printed.contains("DEMO MODE") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "{printed}");
+        printed.push_str(&line);
+    }
+    let url = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("listening on "))
+        .expect("the address is printed before the announcement")
+        .trim()
+        .to_owned();
+    // A publisher request goes through, and still nothing prints the key.
+    let response = reqwest::Client::new()
+        .post(format!("{url}/operations"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"kind": "job", "owner": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    // The WebSocket takes it in the query string, which must not be logged.
+    let ws = url.replace("http://", "ws://") + "/ws?access_token=" + key;
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    socket.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    kill_process(Pid::from_child(&child), Signal::TERM).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let rest = String::from_utf8_lossy(&output.stdout);
+    let errors = String::from_utf8_lossy(&output.stderr);
+    for text in [printed.as_str(), &rest, &errors] {
+        assert!(!text.contains(key), "the key was printed: {text}");
+    }
+}
+
+#[test]
+fn a_short_publisher_key_is_refused_at_startup() {
+    let output = Command::new(env!("CARGO_BIN_EXE_optrail-server"))
+        .args(["--listen", "127.0.0.1:0", "--database", "/nonexistent/x.db"])
+        .env("OPTRAIL_PUBLISHER_KEY", "short")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(errors.contains("at least 16 characters"), "{errors}");
+    assert!(!errors.contains("short\n"), "{errors}");
+}

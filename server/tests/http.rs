@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Data, TestServer, assert_gap_free, shape, successful_payment};
+use common::{Data, TestServer, Ws, assert_gap_free, shape, successful_payment};
 use optrail_core::{ApiError, EventsPage, Operation, OperationList, Seq, Status};
 use serde_json::{Value, json};
 
@@ -556,5 +556,32 @@ async fn the_static_dir_serves_the_widget_with_index_html_for_unknown_paths() {
         .await
         .unwrap();
     assert_eq!(list.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn demo_pages_placeholder_tokens_count_as_anonymous_when_no_token_can_be_verified() {
+    let data = Data::new();
+    let server = TestServer::start(data.config()).await;
+    let operation = server
+        .start_operation("vm", json!({"name": "a", "stepMs": 0, "failureRate": 0}))
+        .await;
+    let listed = server
+        .http
+        .get(server.url("/operations"))
+        .bearer_auth("demo-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let list: OperationList = listed.json().await.unwrap();
+    assert!(list.operations.iter().any(|o| o.id == operation.id));
+    let ws = format!("{}?access_token=demo-token", server.ws_url());
+    let mut ws = Ws::connect(&ws, None).await;
+    ws.subscribe(&operation.id, 0).await;
+    assert!(matches!(
+        ws.next_frame().await,
+        optrail_core::ServerFrame::Subscribed { .. }
+    ));
     server.stop().await;
 }

@@ -127,6 +127,7 @@ pub fn event(id: &OperationId, epoch: u64, seq: u64, kind: &str) -> Event {
         message: format!("{kind} {seq}"),
         happened_at: Timestamp(T0 + seq as i64),
         details,
+        status: None,
     }
 }
 

@@ -163,6 +163,7 @@ impl Server {
             message: format!("{kind} (step {seq} of epoch {epoch})"),
             happened_at: Timestamp(now),
             details,
+            status: None,
         };
         server_op
             .streams

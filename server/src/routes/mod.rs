@@ -3,49 +3,74 @@
 
 pub mod events;
 pub mod operations;
+pub mod site;
 pub mod ws;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use optrail_core::OperationId;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::services::{ServeDir, ServeFile};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
 use crate::error::Error;
 
 /// The whole application: API, live channel and (optionally) the widget's
-/// static files, with the body limit and JSON errors everywhere.
+/// static files, with the body limit and JSON errors everywhere, CORS from
+/// the origin allow-list, the `Host` allow-list, and security headers.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.limits.body_bytes;
+    let config = state.config.clone();
     let api = Router::new()
         .route("/operations", get(operations::list).post(operations::start))
         .route(
             "/operations/{id}",
             get(operations::show).delete(operations::cancel),
         )
-        .route("/operations/{id}/events", get(events::page))
+        .route(
+            "/operations/{id}/events",
+            get(events::page).post(events::append),
+        )
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(healthz));
-    let app = match &state.config.static_dir {
-        // A single-page app: unknown paths get index.html.
-        Some(dir) => api
-            .fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+    let app = match config.static_dir.clone() {
+        Some(dir) => api.fallback(move |request: Request| site::serve(dir.clone(), request)),
         None => api.fallback(not_found),
     };
+    let policy = site::content_security_policy(config.static_dir.as_deref());
     app.layer(RequestBodyLimitLayer::new(body_limit))
         .layer(middleware::from_fn_with_state(body_limit, json_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(crate::origin::cors(config.allowed_origins.clone()))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            policy,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(config.allowed_hosts.clone()),
+            crate::host::check,
+        ))
+        // The path only: `/ws?access_token=…` carries a credential.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+            }),
+        )
         .with_state(state)
 }
 
@@ -125,21 +150,22 @@ fn query_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Resul
     Ok(limit.map_or(default, |n| n.min(u64::from(max)) as u32))
 }
 
-/// The client's address, for the start rate limit. Without connect info
-/// (a router driven without a socket) every request counts as one client.
-pub struct ClientAddr(pub IpAddr);
+/// Runs `work` to its end on a task of its own. A client that disconnects
+/// mid-request drops the handler's future and everything it awaits inline,
+/// which could stop a committed append or cancel before it is published;
+/// a spawned task is not dropped with the request.
+pub async fn complete<T: Send + 'static>(
+    work: impl Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Error::Internal(format!("the request's work failed: {e}")))?
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip()),
-        ))
-    }
+/// A JSON body already read as a value, decoded as `T`.
+fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Value) -> Result<T, Error> {
+    serde_json::from_value(body)
+        .map_err(|e| Error::InvalidJson(format!("the body is not the JSON expected: {e}")))
 }
 
 /// `Location` of an operation.

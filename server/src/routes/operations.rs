@@ -7,57 +7,110 @@ use std::time::Instant;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::Response;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use optrail_core::{Operation, OperationList, StartRequest};
+use serde_json::Value;
 
-use super::{ClientAddr, accepted, location, parse_operation_id, query_integer, query_limit};
+use super::{accepted, complete, decode, location, parse_operation_id, query_integer, query_limit};
 use crate::AppState;
+use crate::auth::{Audience, Caller, Owner, Scope};
+use crate::client::Client;
 use crate::error::Error;
 use crate::simulation::Params;
 
+/// A publisher creates an operation it will feed (`201`, or `200` when a
+/// retry finds it created); in demo mode a viewer starts a simulated run
+/// (`202`).
 pub async fn start(
     State(app): State<AppState>,
-    ClientAddr(client): ClientAddr,
-    body: Result<Json<StartRequest>, JsonRejection>,
+    caller: Caller,
+    Client(client): Client,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, Error> {
-    let Json(request) = body.map_err(|r| Error::from_json(r, app.config.limits.body_bytes))?;
-    let params = Params::parse(&request.kind, &request.params)?;
-    app.throttle.take(client, Instant::now())?;
-    let operation = app.runner.start(params).await?;
+    let Json(body) = body.map_err(|r| Error::from_json(r, app.config.limits.body_bytes))?;
+    let (status, operation) = match caller {
+        Caller::Publisher => {
+            let feed = app.feed.clone();
+            let request = decode(body)?;
+            let (operation, created) = complete(async move { feed.create(request).await }).await?;
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, operation)
+        }
+        Caller::Viewer(viewer) => {
+            if !app.config.access.demo {
+                return Err(Error::Forbidden(
+                    "simulated operations run only in demo mode; a publisher creates operations"
+                        .into(),
+                ));
+            }
+            let request: StartRequest = decode(body)?;
+            let params = Params::parse(&request.kind, &request.params)?;
+            app.throttle.take(client, Instant::now())?;
+            let runner = app.runner.clone();
+            let operation =
+                complete(async move { runner.start(params, viewer.owner).await }).await?;
+            (StatusCode::ACCEPTED, operation)
+        }
+    };
     let location = location(&operation.id);
-    let mut response = accepted(Json(operation));
+    let mut response = (status, Json(operation)).into_response();
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
 }
 
+/// The caller's operations only; a publisher sees all, or one owner's with
+/// `?owner=` (a viewer's `owner` is ignored: it has one).
 pub async fn list(
     State(app): State<AppState>,
+    caller: Caller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Json<OperationList>, Error> {
+    let mut audience = caller.audience(Scope::Read)?;
     let Query(query) = query?;
+    if let (Audience::All, Some(owner)) = (&audience, query.get("owner")) {
+        audience = Audience::Owner(Owner::parse(owner).map_err(Error::InvalidQuery)?);
+    }
     let limits = &app.config.limits;
     let limit = query_limit(&query, 20, limits.operations_per_page)?;
     let before = query_integer(&query, "before", 1, i64::MAX as u64)?;
     let before = before.map(|b| b as i64);
-    Ok(Json(app.store.list(before, limit).await?))
+    Ok(Json(app.store.list(&audience, before, limit).await?))
 }
 
 pub async fn show(
     State(app): State<AppState>,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Operation>, Error> {
+    let audience = caller.audience(Scope::Read)?;
     let Path(raw) = id?;
     let id = parse_operation_id(&raw)?;
-    let operation = app.store.operation(&id).await?;
+    let operation = app.store.operation(&id, &audience).await?;
     operation.map(Json).ok_or(Error::OperationNotFound(id))
 }
 
+/// A simulated run stops with `OperationCanceled`; a publisher-fed
+/// operation gets a `CancelRequested` event for its publisher to act on.
 pub async fn cancel(
     State(app): State<AppState>,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Error> {
+    let audience = caller.audience(Scope::Cancel)?;
     let Path(raw) = id?;
     let id = parse_operation_id(&raw)?;
-    Ok(accepted(Json(app.runner.cancel(&id).await?)))
+    let operation = complete(async move {
+        match app.store.is_fed(&id, &audience).await? {
+            None => Err(Error::OperationNotFound(id)),
+            Some(true) => app.feed.request_cancel(&id).await,
+            Some(false) => app.runner.cancel(&id).await,
+        }
+    })
+    .await?;
+    Ok(accepted(Json(operation)))
 }

@@ -36,11 +36,13 @@ impl Data {
         self.dir.path().join("optrail.db")
     }
 
-    /// Loopback, a random port, generous start limit (tests start many).
+    /// Loopback, a random port, generous start limit (tests start many),
+    /// demo mode (anonymous viewers of the demo owner, simulated runs).
     pub fn config(&self) -> Config {
         let mut config = Config::new(self.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.limits.starts_per_minute = 100_000;
+        config.access.demo = true;
         config
     }
 }
@@ -119,6 +121,19 @@ impl TestServer {
                 return events;
             }
         }
+    }
+
+    /// Every event, read with a bearer credential (a token or the key).
+    pub async fn all_events_with(&self, id: &OperationId, bearer: &str) -> Vec<Event> {
+        let response = self
+            .http
+            .get(self.url(&format!("/operations/{id}/events?limit=1000")))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<EventsPage>().await.unwrap().events
     }
 
     /// Polls until the operation is terminal.
