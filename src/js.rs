@@ -12,10 +12,17 @@ use wasm_bindgen_futures::future_to_promise;
 use crate::config::{Config, ViewMode};
 use crate::embed::{Widget, mount as mount_widget};
 
-/// A mounted widget, for JavaScript.
+/// A mounted widget, for JavaScript. Only [`WidgetHandle::unmount`] removes
+/// it: a host that drops the handle (or lets the garbage collector take it)
+/// keeps its widget, which [`MOUNTED`] holds.
 #[wasm_bindgen]
 pub struct WidgetHandle {
-    widget: Option<Widget>,
+    widget: Option<Rc<Widget>>,
+}
+
+thread_local! {
+    /// Every widget mounted from JavaScript and not yet unmounted.
+    static MOUNTED: std::cell::RefCell<Vec<Rc<Widget>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[wasm_bindgen]
@@ -45,7 +52,9 @@ impl WidgetHandle {
 
     /// Removes the widget; no listener, timer or socket stays behind.
     pub fn unmount(&mut self) {
-        self.widget.take();
+        if let Some(widget) = self.widget.take() {
+            MOUNTED.with(|mounted| mounted.borrow_mut().retain(|w| !Rc::ptr_eq(w, &widget)));
+        }
     }
 }
 
@@ -160,8 +169,10 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
 #[wasm_bindgen(js_name = mount)]
 pub fn mount_js(element: web_sys::HtmlElement, options: JsValue) -> Result<WidgetHandle, JsError> {
     let config = config_from(&options)?;
+    let widget = Rc::new(mount_widget(element, config));
+    MOUNTED.with(|mounted| mounted.borrow_mut().push(Rc::clone(&widget)));
     Ok(WidgetHandle {
-        widget: Some(mount_widget(element, config)),
+        widget: Some(widget),
     })
 }
 
