@@ -113,9 +113,11 @@ struct State {
     virtual_socket: Option<SocketId>,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
-    /// A publish is scheduled for the next animation frame; this fallback
-    /// timer (kept alive here) covers a frame that does not come soon.
-    publish: Option<Timeout>,
+    /// A publish is scheduled for the next animation frame.
+    publish_due: bool,
+    /// The timer that covers a frame that does not come soon. Kept until
+    /// the next one replaces it, never dropped from inside its own callback.
+    publish_fallback: Option<Timeout>,
     alive: bool,
 }
 
@@ -189,7 +191,8 @@ impl Driver {
                 compat_sockets: Slots::default(),
                 virtual_socket: None,
                 recorded: Vec::new(),
-                publish: None,
+                publish_due: false,
+                publish_fallback: None,
                 alive: true,
             }),
             this: this.clone(),
@@ -215,6 +218,13 @@ impl Driver {
 
     /// Feeds one input, carries out what follows, and schedules a publish.
     pub fn input(&self, input: Input) {
+        // Tracking, restoring or forgetting changes the set of operations a
+        // person acts on (a deep link selects what it tracks at once): that
+        // is published at once. Everything else waits for the next frame.
+        let set_changes = matches!(
+            input,
+            Input::Track { .. } | Input::Restore(_) | Input::Forget(_)
+        );
         {
             let mut state = self.state.borrow_mut();
             if !state.alive {
@@ -230,17 +240,21 @@ impl Driver {
             }
         }
         self.schedule_publish();
+        if set_changes {
+            self.publish();
+        }
     }
 
     /// Publishes on the next animation frame, once for every input that
     /// arrives before it: a burst of frames renders once.
     fn schedule_publish(&self) {
         let mut state = self.state.borrow_mut();
-        if state.publish.is_some() || !state.alive {
+        if state.publish_due || !state.alive {
             return;
         }
+        state.publish_due = true;
         let driver = self.this.clone();
-        state.publish = Some(Timeout::new(PUBLISH_FALLBACK_MS, move || {
+        state.publish_fallback = Some(Timeout::new(PUBLISH_FALLBACK_MS, move || {
             if let Some(driver) = driver.upgrade() {
                 driver.publish();
             }
@@ -261,7 +275,7 @@ impl Driver {
     /// what changed. O(operations), never O(events).
     fn publish(&self) {
         let state = &mut *self.state.borrow_mut();
-        if state.publish.take().is_none() || !state.alive {
+        if !std::mem::take(&mut state.publish_due) || !state.alive {
             return;
         }
         let session = &state.session;
@@ -349,7 +363,7 @@ impl Driver {
         state.timers.clear();
         state.listeners.clear();
         state.ticker = None;
-        state.publish = None;
+        state.publish_fallback = None;
     }
 
     fn execute(&self, command: Command) {

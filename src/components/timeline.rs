@@ -94,6 +94,9 @@ impl Window {
         let document = root
             .owner_document()
             .expect("an element in a page has a document");
+        // Leptos may reuse the box of the previous operation's timeline when
+        // the selection changes: start from an empty one.
+        root.set_text_content(None);
         let scroller = element(&document, "div", "optrail-timeline-scroller");
         for (name, value) in [
             ("tabindex", "0"),
