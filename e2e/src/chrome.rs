@@ -26,6 +26,8 @@ pub const CHROME_ARGS: &[&str] = &[
     "--disable-sync",
     "--no-first-run",
     "--window-size=1280,1000",
+    // performance.memory in bytes rather than coarse buckets (bench-live).
+    "--enable-precise-memory-info",
 ];
 
 /// A chromedriver on a free loopback port, killed with every browser it

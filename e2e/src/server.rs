@@ -24,6 +24,8 @@ pub struct ServerOptions {
     pub ping_interval_ms: u64,
     /// `--starts-per-minute`.
     pub starts_per_minute: u32,
+    /// `--static-dir`; the built widget (`dist/`) when `None`.
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -31,6 +33,7 @@ impl Default for ServerOptions {
         Self {
             ping_interval_ms: 2_000,
             starts_per_minute: 1_000,
+            static_dir: None,
         }
     }
 }
@@ -53,7 +56,10 @@ impl ServerProcess {
     /// Starts the binary on a free loopback port over a fresh database.
     pub async fn start(options: ServerOptions) -> Result<Self> {
         let binary = workspace::server_binary()?;
-        let dist = workspace::dist_dir()?;
+        let dist = match &options.static_dir {
+            Some(dir) => dir.clone(),
+            None => workspace::dist_dir()?,
+        };
         let dir = tempfile::Builder::new()
             .prefix("optrail-e2e-server-")
             .tempdir()

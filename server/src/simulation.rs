@@ -151,7 +151,7 @@ impl Params {
                 Some(Value::Bool(b)) => *b,
                 Some(_) => return Err(invalid("fail must be true or false")),
             },
-            steps: optional_integer(map, "steps", 1, 10_000)?.unwrap_or(6),
+            steps: optional_integer(map, "steps", 1, 100_000)?.unwrap_or(6),
         };
         Ok(Params { timing, spec })
     }
