@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
-# version in Cargo.lock), wasm-opt (npm's binaryen) and terser (both from npm,
-# into .tools/), Chromium + ChromeDriver (Debian), and every crate any build
+# version in Cargo.lock), wasm-opt (npm's binaryen), terser and axe-core (all from
+# npm, into .tools/), Chromium + ChromeDriver (Debian), and every crate any build
 # or test needs (so later `--offline` builds work on a new machine).
 # Idempotent: each piece is checked first and skipped when present at the
 # right version, so a second run takes a few seconds.
@@ -15,6 +15,8 @@ TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
 BINARYEN_VERSION=132
 # Minifies the release JavaScript (scripts/minify-js.sh).
 TERSER_VERSION=5.51.4
+# Checks the widget's accessibility in the end-to-end suite.
+AXE_VERSION=4.14.1
 APT_PACKAGES=(chromium chromium-driver)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
@@ -63,6 +65,10 @@ fi
 if [ "$(.tools/node_modules/.bin/terser --version 2>/dev/null)" != "terser $TERSER_VERSION" ]; then
   say "installing terser $TERSER_VERSION from npm into .tools/"
   npm install --silent --no-audit --no-fund --prefix .tools "terser@$TERSER_VERSION" >/dev/null
+fi
+if [ "$(node -p "require('./.tools/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$AXE_VERSION" ]; then
+  say "installing axe-core $AXE_VERSION from npm into .tools/"
+  npm install --silent --no-audit --no-fund --prefix .tools "axe-core@$AXE_VERSION" >/dev/null
 fi
 wasm_opt_pin=$(sed -n 's/^wasm_opt *= *"\(.*\)"/\1/p' Trunk.toml)
 [ "$wasm_opt_pin" = "version_$BINARYEN_VERSION" ] || die "Trunk.toml pins wasm_opt $wasm_opt_pin but setup installs version_$BINARYEN_VERSION"

@@ -64,6 +64,9 @@ pub struct Config {
     /// localStorage key prefix, so several widgets keep separate sets.
     pub namespace: String,
     pub view: ViewMode,
+    /// The widget's title, and the name of its landmarks: two widgets on
+    /// one page need two names (empty means "Operations").
+    pub label: String,
     /// Show the start form.
     pub start_form: bool,
     /// Show the demo settings (step delay, failure chance) in the form.
@@ -116,6 +119,14 @@ impl Config {
             namespace: "optrail-compat".into(),
             compat: true,
             ..Self::default()
+        }
+    }
+
+    pub(crate) fn label(&self) -> String {
+        if self.label.is_empty() {
+            "Operations".to_owned()
+        } else {
+            self.label.clone()
         }
     }
 

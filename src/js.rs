@@ -136,6 +136,9 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
     if let Some(path) = string(options, "progressPath")? {
         config.session.interpretation.progress_path = path;
     }
+    if let Some(label) = string(options, "label")? {
+        config.label = label;
+    }
     if let Some(namespace) = string(options, "namespace")? {
         config.namespace = namespace;
     }
@@ -187,6 +190,7 @@ export function define_element(mount) {
         this._optrail = mount(this, {
           apiBase: attr('api-base') ?? '',
           namespace: attr('namespace'),
+          label: attr('label'),
           view: attr('view'),
           compat: this.hasAttribute('compat'),
           startForm: this.hasAttribute('start-form'),

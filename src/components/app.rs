@@ -55,9 +55,9 @@ pub fn App(ctx: WidgetCtx) -> impl IntoView {
     });
     let compact = ctx.view == ViewMode::Compact;
     view! {
-        <section class="optrail" class:optrail-compact=compact aria-label="Operations">
+        <section class="optrail" class:optrail-compact=compact aria-label=ctx.label.get_value()>
             <header class="optrail-header">
-                <h2 class="optrail-title">"Operations"</h2>
+                <h2 class="optrail-title">{ctx.label.get_value()}</h2>
                 <ConnectionBadge />
             </header>
             <NoticeBanner />

@@ -28,6 +28,7 @@ pub struct WidgetCtx {
     /// The operation shown in detail.
     pub selected: RwSignal<Option<OperationId>>,
     pub view: ViewMode,
+    pub label: StoredValue<String>,
     pub start_form: bool,
     pub demo_controls: bool,
     pub hash_routing: bool,
@@ -41,6 +42,7 @@ impl WidgetCtx {
             driver: StoredValue::new_local(Rc::downgrade(driver)),
             selected: RwSignal::new(None),
             view: config.view,
+            label: StoredValue::new(config.label()),
             start_form: config.start_form,
             demo_controls: config.demo_controls,
             hash_routing: config.hash_routing,

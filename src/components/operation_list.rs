@@ -11,7 +11,9 @@ use crate::model::ago;
 pub fn OperationList() -> impl IntoView {
     let ctx = expect_context::<WidgetCtx>();
     view! {
-        <nav class="optrail-list" aria-label="Tracked operations">
+        // Named like the widget: the role tells the two landmarks apart, the
+        // name tells this widget's from another's on the same page.
+        <nav class="optrail-list" aria-label=ctx.label.get_value()>
             // The hint is hidden rather than swapped for the list: one
             // element and an attribute cost the bundle less than a <Show>.
             <p class="optrail-empty" hidden=move || ctx.ui.operations.with(|ops| !ops.is_empty())>
