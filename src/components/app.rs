@@ -55,9 +55,9 @@ pub fn App(ctx: WidgetCtx) -> impl IntoView {
     });
     let compact = ctx.view == ViewMode::Compact;
     view! {
-        <section class="optrail" class:optrail-compact=compact aria-label=ctx.label.get_value()>
+        <section class="optrail" class:optrail-compact=compact aria-label=ctx.label>
             <header class="optrail-header">
-                <h2 class="optrail-title">{ctx.label.get_value()}</h2>
+                <h2 class="optrail-title">{ctx.label}</h2>
                 <ConnectionBadge />
             </header>
             <NoticeBanner />

@@ -28,7 +28,9 @@ pub struct WidgetCtx {
     /// The operation shown in detail.
     pub selected: RwSignal<Option<OperationId>>,
     pub view: ViewMode,
-    pub label: StoredValue<String>,
+    /// The widget's title and landmark name, leaked once per mounted
+    /// widget so that the context stays `Copy` without a stored value.
+    pub label: &'static str,
     pub start_form: bool,
     pub demo_controls: bool,
     pub hash_routing: bool,
@@ -42,7 +44,7 @@ impl WidgetCtx {
             driver: StoredValue::new_local(Rc::downgrade(driver)),
             selected: RwSignal::new(None),
             view: config.view,
-            label: StoredValue::new(config.label()),
+            label: Box::leak(config.label().into_boxed_str()),
             start_form: config.start_form,
             demo_controls: config.demo_controls,
             hash_routing: config.hash_routing,

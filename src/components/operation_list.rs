@@ -13,7 +13,7 @@ pub fn OperationList() -> impl IntoView {
     view! {
         // Named like the widget: the role tells the two landmarks apart, the
         // name tells this widget's from another's on the same page.
-        <nav class="optrail-list" aria-label=ctx.label.get_value()>
+        <nav class="optrail-list" aria-label=ctx.label>
             // The hint is hidden rather than swapped for the list: one
             // element and an attribute cost the bundle less than a <Show>.
             <p class="optrail-empty" hidden=move || ctx.ui.operations.with(|ops| !ops.is_empty())>

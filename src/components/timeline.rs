@@ -223,43 +223,28 @@ impl Window {
     /// parts that change with time or length are updated.
     fn render_rows(&mut self, log: &EventLog, wanted: Range<usize>) {
         let total = log.rows();
-        let base = self.shown.first().map(|r| r.row);
-        let mut old: Vec<Option<Row>> = self.shown.drain(..).map(Some).collect();
-        let mut next = Vec::with_capacity(wanted.len());
-        for row in wanted {
-            let event = log.row(row);
-            let key = event.map(|e| e.id.0.as_str());
-            let kept = base
-                .and_then(|base| row.checked_sub(base))
-                .and_then(|at| old.get_mut(at))
-                .filter(|slot| slot.as_ref().is_some_and(|r| r.key.as_deref() == key))
-                .and_then(Option::take);
-            next.push(match kept {
-                Some(row) => row,
-                None => Row::new(&self.document, row, event),
-            });
-        }
-        for gone in old.into_iter().flatten() {
-            gone.li.remove();
-        }
-        // Put new elements in place; kept ones are already in order.
-        let mut previous: Option<&Element> = None;
-        for row in &next {
-            let after = match previous {
-                Some(p) => p.next_element_sibling(),
-                None => self.list.first_element_child(),
-            };
-            if after.as_ref() != Some(&row.li) {
-                let _ = self
-                    .list
-                    .insert_before(&row.li, after.as_ref().map(|e| e.as_ref()));
+        // What left the window, or now shows another event, goes.
+        self.shown.retain(|r| {
+            let keep = wanted.contains(&r.row)
+                && r.key.as_deref() == log.row(r.row).map(|e| e.id.0.as_str());
+            if !keep {
+                r.li.remove();
             }
-            previous = Some(&row.li);
+            keep
+        });
+        // The rest is a run of `wanted` in order: add what is missing, each
+        // before the next kept row (or at the end).
+        for (at, row) in wanted.enumerate() {
+            if self.shown.get(at).is_none_or(|r| r.row != row) {
+                let new = Row::new(&self.document, row, log.row(row));
+                let next = self.shown.get(at).map(|r| r.li.as_ref());
+                let _ = self.list.insert_before(&new.li, next);
+                self.shown.insert(at, new);
+            }
         }
-        for row in next.iter_mut() {
+        for row in &mut self.shown {
             row.update(total, self.now);
         }
-        self.shown = next;
     }
 }
 
