@@ -228,6 +228,101 @@ async fn history_and_live_events_render_once_in_seq_order() {
     widget.unmount();
 }
 
+/// The `data-seq` of every timeline row in the DOM, in DOM order.
+fn shown_seqs(host: &HtmlElement) -> Vec<u64> {
+    let nodes = host.query_selector_all(".optrail-event").unwrap();
+    (0..nodes.length())
+        .filter_map(|i| {
+            let row = nodes.item(i)?.unchecked_into::<Element>();
+            row.get_attribute("data-seq")?.parse().ok()
+        })
+        .collect()
+}
+
+/// Adds the widget's stylesheet to the test page (once): scrolling needs
+/// the timeline's real size.
+fn with_stylesheet() {
+    let document = document();
+    if document.get_element_by_id("optrail-css").is_some() {
+        return;
+    }
+    let style = document.create_element("style").unwrap();
+    style.set_id("optrail-css");
+    style.set_text_content(Some(include_str!("../style/optrail.css")));
+    document.head().unwrap().append_child(&style).unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_long_timeline_keeps_a_window_of_rows_follows_its_tail_and_offers_a_jump_back() {
+    with_stylesheet();
+    let (widget, host) = widget_in("t-window");
+    let socket = follow_started(&widget, &host).await;
+    for seq in 2..=2_000 {
+        push(
+            &widget,
+            socket,
+            event(seq, "ProgressUpdated", &format!("step {seq}")),
+        );
+    }
+    settle().await;
+    settle().await;
+    let rows = shown_seqs(&host);
+    assert_eq!(
+        attr(&host, ".optrail-timeline", "data-rows").as_deref(),
+        Some("2000")
+    );
+    assert!(
+        rows.len() < 100,
+        "{} rows in the DOM for 2 000 events",
+        rows.len()
+    );
+    assert_eq!(rows.last(), Some(&2_000), "it follows the tail: {rows:?}");
+    assert!(
+        rows.windows(2).all(|w| w[1] == w[0] + 1),
+        "one run, in order: {rows:?}"
+    );
+    assert_eq!(
+        attr(&host, ".optrail-event:last-child", "aria-setsize").as_deref(),
+        Some("2000")
+    );
+    assert!(
+        attr(&host, ".optrail-jump", "hidden").is_some(),
+        "following: no jump"
+    );
+
+    // Scrolled to the top, it stops following; new events do not pull it
+    // back, and the jump says how many came.
+    let scroller: HtmlElement = host
+        .query_selector(".optrail-timeline-scroller")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    scroller.set_scroll_top(0);
+    settle().await;
+    assert_eq!(shown_seqs(&host).first(), Some(&1), "the top is shown");
+    for seq in 2_001..=2_005 {
+        push(
+            &widget,
+            socket,
+            event(seq, "ProgressUpdated", &format!("step {seq}")),
+        );
+    }
+    settle().await;
+    assert_eq!(shown_seqs(&host).first(), Some(&1), "still at the top");
+    assert!(attr(&host, ".optrail-jump", "hidden").is_none());
+    assert_eq!(texts(&host, ".optrail-jump"), ["Jump to latest (5 new)"]);
+    host.query_selector(".optrail-jump")
+        .unwrap()
+        .unwrap()
+        .unchecked_into::<HtmlElement>()
+        .click();
+    settle().await;
+    settle().await;
+    assert_eq!(shown_seqs(&host).last(), Some(&2_005), "back at the tail");
+    assert!(attr(&host, ".optrail-jump", "hidden").is_some());
+    widget.unmount();
+}
+
 #[wasm_bindgen_test]
 async fn terminal_event_switches_to_the_succeeded_view_and_unsubscribes() {
     let (widget, host) = widget_in("t-succeeded");
