@@ -21,6 +21,7 @@
 pub mod auth;
 pub mod bus;
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod conformance;
 pub mod error;
@@ -49,7 +50,6 @@ pub use config::{Config, Durability, Limits, Retention};
 pub use error::Error;
 pub use routes::router;
 
-use bus::Bus;
 use client::SocketCount;
 use feed::Feed;
 use runner::Runner;
@@ -61,7 +61,7 @@ use throttle::StartThrottle;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub bus: Arc<Bus>,
+    pub bus: Arc<bus::Bus>,
     pub runner: Arc<Runner>,
     pub feed: Arc<Feed>,
     pub throttle: Arc<StartThrottle>,
@@ -85,9 +85,9 @@ impl App {
     /// operation that was running when the last server stopped.
     pub async fn open(config: Config) -> Result<App, Error> {
         let store = Store::open(&config.database, config.durability).await?;
-        let bus = Arc::new(Bus::new());
-        let runner = Runner::new(store.clone(), bus.clone());
-        let feed = Arc::new(Feed::new(store.clone(), bus.clone()));
+        let bus = store.bus().clone();
+        let runner = Runner::new(store.clone());
+        let feed = Arc::new(Feed::new(store.clone()));
         let retention = retention::spawn(store.clone(), &config.retention);
         let resumed = runner.resume().await?;
         if resumed > 0 {

@@ -1,10 +1,10 @@
 //! Runs the simulated operations: one task per unfinished operation, which
-//! appends the next event of its [`Script`] every `stepMs` and publishes it
-//! after the commit.
+//! appends the next event of its [`Script`] every `stepMs` (the store
+//! publishes it after the commit).
 //!
-//! Each operation has an async lock held across "append, then publish", by
-//! its task and by a cancel alike: per operation, publish order is seq
-//! order, and a cancel never interleaves with a half-done step. The step
+//! Each operation has an async lock held across a step's append, by its
+//! task and by a cancel alike: a cancel never interleaves with a half-done
+//! step. The step
 //! is the stream's head, stored with each event, so [`Runner::resume`] after
 //! a restart continues exactly where the last commit left off.
 
@@ -17,7 +17,6 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::auth::{Audience, Owner};
-use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::simulation::{Params, Script, Step};
 use crate::store::{EventDraft, NewOperation, Store};
@@ -29,7 +28,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Run {
     script: Arc<Script>,
-    /// Held across append + publish.
+    /// Held across a step's append.
     lock: tokio::sync::Mutex<()>,
     task: Mutex<Option<AbortHandle>>,
 }
@@ -52,15 +51,13 @@ struct Runs {
 #[derive(Debug)]
 pub struct Runner {
     store: Store,
-    bus: Arc<Bus>,
     runs: Mutex<Runs>,
 }
 
 impl Runner {
-    pub fn new(store: Store, bus: Arc<Bus>) -> Arc<Runner> {
+    pub fn new(store: Store) -> Arc<Runner> {
         Arc::new(Runner {
             store,
-            bus,
             runs: Mutex::new(Runs::default()),
         })
     }
@@ -115,7 +112,6 @@ impl Runner {
                     .store
                     .append(id, draft(run.script.canceled()), None)
                     .await?;
-                self.bus.publish(Published::new(id, &appended));
                 run.abort();
                 appended
             }
@@ -129,9 +125,7 @@ impl Runner {
                 let params = Params::parse(&operation.kind, &operation.params)?;
                 let mut step = Script::new(params, 0).canceled();
                 step.details.insert("workerId".into(), "api".into());
-                let appended = self.store.append(id, draft(step), None).await?;
-                self.bus.publish(Published::new(id, &appended));
-                appended
+                self.store.append(id, draft(step), None).await?
             }
         };
         if let Some(run) = run {
@@ -199,7 +193,6 @@ impl Runner {
                 Ok(appended) => {
                     head = appended.event.seq.unwrap_or(head.next());
                     let terminal = appended.status.is_terminal();
-                    self.bus.publish(Published::new(&id, &appended));
                     drop(guard);
                     if terminal {
                         break;

@@ -5,12 +5,16 @@
 //! see a consistent snapshot per transaction. [`Store::append`] assigns
 //! `seq = head + 1` and moves `head` in the transaction that inserts the
 //! event: seqs are gap-free, and the runner's step (which is `head`)
-//! survives any restart together with the event it produced.
+//! survives any restart together with the event it produced. Appends of
+//! all operations that wait at the same time share one transaction (group
+//! commit, [`crate::commit`]), and the store publishes what it committed
+//! to its [`Bus`] after the commit, in seq order per operation.
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use optrail_core::{
@@ -23,9 +27,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::auth::{Audience, Owner};
+use crate::bus::Bus;
+use crate::commit::{CommitStats, Commits};
 use crate::config::Durability;
 use crate::error::Error;
 
@@ -139,6 +145,10 @@ pub struct Unfinished {
 pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Where appends wait for the next group commit.
+    commits: Commits,
+    /// Where committed events are published, after their commit.
+    bus: Arc<Bus>,
 }
 
 impl Store {
@@ -177,7 +187,24 @@ impl Store {
             .max_connections(4)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        let bus = Arc::new(Bus::new());
+        let commits = Commits::spawn(writer.clone(), bus.clone());
+        Ok(Store {
+            writer,
+            reader,
+            commits,
+            bus,
+        })
+    }
+
+    /// How the appends so far were grouped into transactions.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.commits.stats()
+    }
+
+    /// The fan-out of this store's committed events to live connections.
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
     }
 
     /// What the writer's commits wait for, as SQLite reports it.
@@ -256,165 +283,37 @@ impl Store {
     }
 
     /// Appends one event: `seq = head + 1`, in one transaction with the
-    /// operation's new head and status. Refuses to append after a terminal
-    /// event, and, with `after`, unless the head is still `after`: a run's
-    /// step is its head, so a step computed from a stale head (another
-    /// writer, a late commit of a crashed process) must not be stored.
+    /// operation's new head and status, and publishes it after the commit.
+    /// Refuses to append after a terminal event, and, with `after`, unless
+    /// the head is still `after`: a run's step is its head, so a step
+    /// computed from a stale head (another writer, a late commit of a
+    /// crashed process) must not be stored. The transaction is shared with
+    /// the appends of other operations waiting at the same time (see
+    /// [`commit`](crate::commit)).
     pub async fn append(
         &self,
         id: &OperationId,
         draft: EventDraft,
         after: Option<Seq>,
     ) -> Result<Appended, Error> {
-        let details = serde_json::to_string(&draft.details)
-            .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-        let percentage = draft.details.get("percentage").and_then(Value::as_f64);
-        let mut tx = self.writer.begin().await?;
-        // Moving the head first both takes the seq and refuses a finished
-        // operation, in one statement.
-        let moved = sqlx::query(
-            "UPDATE operations
-             SET head = head + 1, status = ?, updated_at = ?,
-                 percent_complete = COALESCE(?, percent_complete)
-             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
-             RETURNING num, head, epoch",
-        )
-        .bind(status_name(draft.status))
-        .bind(draft.happened_at.millis())
-        .bind(percentage)
-        .bind(id.as_str())
-        .bind(after.map(seq_to_sql))
-        .bind(after.map(seq_to_sql))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = moved else {
-            tx.rollback().await?;
-            return Err(match self.head(id, &Audience::All).await? {
-                Some(head) if head.status.is_terminal() => Error::OperationFinished(id.clone()),
-                Some(head) => Error::Internal(format!(
-                    "operation {id} is at seq {} where {} was expected: another writer \
-                     appended; continuing from the stored head",
-                    head.head,
-                    after.unwrap_or_default()
-                )),
-                None => Error::OperationNotFound(id.clone()),
-            });
-        };
-        let num: i64 = row.try_get("num")?;
-        let seq = seq_from_sql(row.try_get("head")?)?;
-        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-        sqlx::query(
-            "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(num)
-        .bind(seq_to_sql(seq))
-        .bind(&draft.id.0)
-        .bind(draft.kind.as_str())
-        .bind(&draft.message)
-        .bind(draft.happened_at.millis())
-        .bind(&details)
-        .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(appended(draft, seq, epoch))
+        self.commits.append(id, draft, after).await
     }
 
-    /// Appends a publisher's batch in one transaction, in order, each new
-    /// event at `head + 1`. Idempotent by event id: an id the operation
-    /// already has is not stored again, its seq is returned (so a retried
-    /// batch gets the same seqs and creates nothing). A new event after a
-    /// terminal one refuses the whole batch (`operation_finished`).
-    /// `received` becomes the operation's `updatedAt`: a publisher's
-    /// `happenedAt` may lie in the past, and retention counts from it.
+    /// Appends a publisher's batch atomically, in order, each new event at
+    /// `head + 1`, and publishes what it stored after the commit.
+    /// Idempotent by event id: an id the operation already has is not
+    /// stored again, its seq is returned (so a retried batch gets the same
+    /// seqs and creates nothing). A new event after a terminal one refuses
+    /// the whole batch (`operation_finished`). `received` becomes the
+    /// operation's `updatedAt`: a publisher's `happenedAt` may lie in the
+    /// past, and retention counts from it.
     pub async fn append_batch(
         &self,
         id: &OperationId,
         drafts: Vec<EventDraft>,
         received: Timestamp,
     ) -> Result<Batch, Error> {
-        let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query(
-            "SELECT num, epoch, head, status, percent_complete FROM operations WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Err(Error::OperationNotFound(id.clone()));
-        };
-        let num: i64 = row.try_get("num")?;
-        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-        let mut head = seq_from_sql(row.try_get("head")?)?;
-        let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
-        let mut percent: Option<f64> = row.try_get("percent_complete")?;
-        let mut appended_any = false;
-        let mut seqs = Vec::with_capacity(drafts.len());
-        let mut new = Vec::new();
-        for draft in drafts {
-            let stored = sqlx::query("SELECT seq FROM events WHERE operation_num = ? AND id = ?")
-                .bind(num)
-                .bind(&draft.id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(stored) = stored {
-                seqs.push(seq_from_sql(stored.try_get("seq")?)?);
-                continue;
-            }
-            if status.is_terminal() {
-                return Err(Error::OperationFinished(id.clone()));
-            }
-            let details = serde_json::to_string(&draft.details)
-                .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-            head = head.next();
-            status = draft.status;
-            percent = draft
-                .details
-                .get("percentage")
-                .and_then(Value::as_f64)
-                .or(percent);
-            appended_any = true;
-            sqlx::query(
-                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(num)
-            .bind(seq_to_sql(head))
-            .bind(&draft.id.0)
-            .bind(draft.kind.as_str())
-            .bind(&draft.message)
-            .bind(draft.happened_at.millis())
-            .bind(&details)
-            .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
-            .execute(&mut *tx)
-            .await?;
-            seqs.push(head);
-            new.push(appended(draft, head, epoch));
-        }
-        if appended_any {
-            sqlx::query(
-                "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
-                 WHERE num = ?",
-            )
-            .bind(seq_to_sql(head))
-            .bind(status_name(status))
-            .bind(received.millis())
-            .bind(percent)
-            .bind(num)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Batch {
-            seqs,
-            appended: new,
-            head: StreamHead {
-                epoch,
-                head,
-                status,
-            },
-        })
+        self.commits.append_batch(id, drafts, received).await
     }
 
     /// The operation, if `audience` may see it: an operation of another
@@ -614,6 +513,166 @@ impl Store {
         tx.commit().await?;
         Ok(nums.len() as u64)
     }
+}
+
+/// One runner append inside the group's transaction; see [`Store::append`].
+pub(crate) async fn append_one(
+    tx: &mut SqliteConnection,
+    id: &OperationId,
+    draft: EventDraft,
+    after: Option<Seq>,
+) -> Result<Appended, Error> {
+    let details = serde_json::to_string(&draft.details)
+        .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
+    let percentage = draft.details.get("percentage").and_then(Value::as_f64);
+    // Moving the head first both takes the seq and refuses a finished
+    // operation, in one statement.
+    let moved = sqlx::query(
+        "UPDATE operations
+             SET head = head + 1, status = ?, updated_at = ?,
+                 percent_complete = COALESCE(?, percent_complete)
+             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
+             RETURNING num, head, epoch",
+    )
+    .bind(status_name(draft.status))
+    .bind(draft.happened_at.millis())
+    .bind(percentage)
+    .bind(id.as_str())
+    .bind(after.map(seq_to_sql))
+    .bind(after.map(seq_to_sql))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = moved else {
+        // Nothing changed: say why.
+        let stored = sqlx::query("SELECT head, status FROM operations WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(stored) = stored else {
+            return Err(Error::OperationNotFound(id.clone()));
+        };
+        if parse_status(&stored.try_get::<String, _>("status")?)?.is_terminal() {
+            return Err(Error::OperationFinished(id.clone()));
+        }
+        return Err(Error::Internal(format!(
+            "operation {id} is at seq {} where {} was expected: another writer \
+                 appended; continuing from the stored head",
+            seq_from_sql(stored.try_get("head")?)?,
+            after.unwrap_or_default()
+        )));
+    };
+    let num: i64 = row.try_get("num")?;
+    let seq = seq_from_sql(row.try_get("head")?)?;
+    let epoch = epoch_from_sql(row.try_get("epoch")?)?;
+    sqlx::query(
+        "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(num)
+    .bind(seq_to_sql(seq))
+    .bind(&draft.id.0)
+    .bind(draft.kind.as_str())
+    .bind(&draft.message)
+    .bind(draft.happened_at.millis())
+    .bind(&details)
+    .bind(
+        draft
+            .status
+            .is_terminal()
+            .then(|| status_name(draft.status)),
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(appended(draft, seq, epoch))
+}
+
+/// One publisher batch inside the group's transaction; see
+/// [`Store::append_batch`].
+pub(crate) async fn append_many(
+    tx: &mut SqliteConnection,
+    id: &OperationId,
+    drafts: Vec<EventDraft>,
+    received: Timestamp,
+) -> Result<Batch, Error> {
+    let Some(row) = sqlx::query(
+        "SELECT num, epoch, head, status, percent_complete FROM operations WHERE id = ?",
+    )
+    .bind(id.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Err(Error::OperationNotFound(id.clone()));
+    };
+    let num: i64 = row.try_get("num")?;
+    let epoch = epoch_from_sql(row.try_get("epoch")?)?;
+    let mut head = seq_from_sql(row.try_get("head")?)?;
+    let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
+    let mut percent: Option<f64> = row.try_get("percent_complete")?;
+    let mut appended_any = false;
+    let mut seqs = Vec::with_capacity(drafts.len());
+    let mut new = Vec::new();
+    for draft in drafts {
+        let stored = sqlx::query("SELECT seq FROM events WHERE operation_num = ? AND id = ?")
+            .bind(num)
+            .bind(&draft.id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(stored) = stored {
+            seqs.push(seq_from_sql(stored.try_get("seq")?)?);
+            continue;
+        }
+        if status.is_terminal() {
+            return Err(Error::OperationFinished(id.clone()));
+        }
+        let details = serde_json::to_string(&draft.details)
+            .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
+        head = head.next();
+        status = draft.status;
+        percent = draft
+            .details
+            .get("percentage")
+            .and_then(Value::as_f64)
+            .or(percent);
+        appended_any = true;
+        sqlx::query(
+                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(num)
+            .bind(seq_to_sql(head))
+            .bind(&draft.id.0)
+            .bind(draft.kind.as_str())
+            .bind(&draft.message)
+            .bind(draft.happened_at.millis())
+            .bind(&details)
+            .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
+            .execute(&mut *tx)
+            .await?;
+        seqs.push(head);
+        new.push(appended(draft, head, epoch));
+    }
+    if appended_any {
+        sqlx::query(
+            "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
+                 WHERE num = ?",
+        )
+        .bind(seq_to_sql(head))
+        .bind(status_name(status))
+        .bind(received.millis())
+        .bind(percent)
+        .bind(num)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(Batch {
+        seqs,
+        appended: new,
+        head: StreamHead {
+            epoch,
+            head,
+            status,
+        },
+    })
 }
 
 /// The visibility filter after a `WHERE`: bind the audience's owner twice.
