@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench -p optrail-server --bench loadbench -- [--subscribers 1000,10000]
 //!     [--rate 10000] [--per-operation 100] [--seconds 10] [--warmup 2]
+//!     [--phases appends,fanout]
 //! ```
 //!
 //! The server runs in a child process (this binary, re-executed with
@@ -36,6 +37,10 @@ struct Options {
     per_operation: usize,
     seconds: f64,
     warmup: f64,
+    /// Which parts run: `appends` (SQLite append rate and one operation's
+    /// latency at 1 000 events/s, group commit against one transaction per
+    /// append) and `fanout` (the subscriber scenarios).
+    phases: Vec<String>,
 }
 
 fn main() {
@@ -44,24 +49,77 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     if args.first().map(String::as_str) == Some("--serve") {
-        serve(args.get(1).expect("--serve DATABASE"));
+        let max_group = args.get(2).map_or(optrail_server::commit::MAX_GROUP, |n| {
+            n.parse().expect("--serve DATABASE [MAX_GROUP]")
+        });
+        serve(args.get(1).expect("--serve DATABASE"), max_group);
         return;
     }
     let options = parse(&args);
     raise_descriptor_limit();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut child = spawn_server(&dir.path().join("bench.db"));
-    let base = read_address(&mut child);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(run(&base, &options, child.id()));
-    // Closing its stdin stops the server; kill it if it lingers.
-    drop(child.stdin.take());
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
+    println!(
+        "clients: this process; load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    if options.phases.iter().any(|p| p == "appends") {
+        // The baseline first: one transaction per append, as before issue 20.
+        for (name, max_group) in [
+            ("one transaction per append (baseline)", 1),
+            ("group commit", optrail_server::commit::MAX_GROUP),
+        ] {
+            let server = ChildServer::start(max_group);
+            println!(
+                "{name}: server {} (child process, at most {max_group} appends per transaction)",
+                server.base
+            );
+            runtime.block_on(appends(&server.base, &options, server.pid()));
+        }
+    }
+    if options.phases.iter().any(|p| p == "fanout") {
+        let server = ChildServer::start(optrail_server::commit::MAX_GROUP);
+        println!("fan-out: server {} (child process)", server.base);
+        runtime.block_on(run(&server.base, &options, server.pid()));
+    }
+}
+
+/// The server in a child process, on a fresh database; stopped on drop.
+struct ChildServer {
+    _dir: tempfile::TempDir,
+    child: Child,
+    base: String,
+}
+
+impl ChildServer {
+    fn start(max_group: usize) -> ChildServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut child = spawn_server(&dir.path().join("bench.db"), max_group);
+        let base = read_address(&mut child);
+        ChildServer {
+            _dir: dir,
+            child,
+            base,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops the server; kill it if it lingers.
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn parse(args: &[String]) -> Options {
@@ -71,6 +129,7 @@ fn parse(args: &[String]) -> Options {
         per_operation: 100,
         seconds: 10.0,
         warmup: 2.0,
+        phases: vec!["appends".into(), "fanout".into()],
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -88,6 +147,7 @@ fn parse(args: &[String]) -> Options {
             "--per-operation" => options.per_operation = value.parse().expect("--per-operation N"),
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--warmup" => options.warmup = value.parse().expect("--warmup S"),
+            "--phases" => options.phases = value.split(',').map(str::to_owned).collect(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -106,7 +166,7 @@ fn raise_descriptor_limit() {
 
 // ----- the server, in the child -------------------------------------------
 
-fn serve(database: &str) {
+fn serve(database: &str, max_group: usize) {
     raise_descriptor_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,6 +179,7 @@ fn serve(database: &str) {
         // Every socket comes from loopback: one client as the cap counts.
         config.limits.sockets_per_client = usize::MAX;
         config.access.demo = true;
+        config.max_group = max_group;
         let server = optrail_server::serve(config)
             .await
             .expect("the server starts");
@@ -135,10 +196,11 @@ fn serve(database: &str) {
     });
 }
 
-fn spawn_server(database: &std::path::Path) -> Child {
+fn spawn_server(database: &std::path::Path, max_group: usize) -> Child {
     Command::new(std::env::current_exe().expect("this binary"))
         .arg("--serve")
         .arg(database)
+        .arg(max_group.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -166,16 +228,24 @@ struct Scenario {
     step_ms: u64,
 }
 
-async fn run(base: &str, options: &Options, server_pid: u32) {
+/// SQLite's append rate (1, 8 and 100 operations appending as fast as
+/// they can) and one operation's delivery latency at 1 000 events/s.
+async fn appends(base: &str, options: &Options, server_pid: u32) {
     let http = reqwest::Client::new();
-    println!(
-        "server: {base} (child process); clients: this process; load average before: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
     append_rate(&http, base, 1).await;
     append_rate(&http, base, 8).await;
+    append_rate(&http, base, 100).await;
+    let scenario = Scenario {
+        name: "one operation at 1 000 events/s".into(),
+        subscribers: 1,
+        operations: 1,
+        step_ms: 1,
+    };
+    load(&http, base, options, &scenario, server_pid).await;
+}
+
+async fn run(base: &str, options: &Options, server_pid: u32) {
+    let http = reqwest::Client::new();
     let mut scenarios = vec![Scenario {
         name: "baseline".into(),
         subscribers: 1,

@@ -9,9 +9,10 @@
 //! append waits at most for the commit in progress and its own (a few
 //! milliseconds), and a lone append commits at once.
 //!
-//! Each append runs inside a savepoint: one that fails (a finished
-//! operation, a stale head, a duplicate id) is rolled back alone and the
-//! others still commit. Seqs stay gap-free because each append moves its
+//! The group reads its operations' heads and the event ids it names, then
+//! decides every append in memory ([`crate::group`]): one that is refused
+//! (a finished operation, a stale head) changes nothing and the others
+//! still commit. Seqs stay gap-free because each append moves its
 //! operation's head in the transaction that inserts its events, in queue
 //! order. After the commit the group's events go to the bus in that same
 //! order through one publishing task: per operation, publish order is
@@ -21,14 +22,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use optrail_core::{OperationId, Seq, Timestamp};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Published};
 use crate::error::Error;
-use crate::store::{Appended, Batch, EventDraft, append_many, append_one};
+use crate::group::{Outcome, Work};
+use crate::store::{Appended, Batch, EventDraft};
 
-/// The most appends one transaction takes. Large enough that 100 busy
+/// The most appends one transaction takes, by default. Large enough that 100 busy
 /// operations share a commit; small enough that a group's transaction
 /// stays a few milliseconds long.
 pub const MAX_GROUP: usize = 512;
@@ -37,115 +39,36 @@ pub const MAX_GROUP: usize = 512;
 /// (backpressure instead of unbounded memory).
 const QUEUE: usize = 4 * MAX_GROUP;
 
-/// One append, as the store was asked for it, with where to answer.
+/// Where an append's answer goes.
 #[derive(Debug)]
-enum Request {
-    /// A runner's step (or a cancel): one event, only if the head is still
-    /// `after` when given.
-    One {
-        id: OperationId,
-        draft: EventDraft,
-        after: Option<Seq>,
-        reply: oneshot::Sender<Result<Appended, Error>>,
-    },
-    /// A publisher's batch, idempotent by event id.
-    Batch {
-        id: OperationId,
-        drafts: Vec<EventDraft>,
-        received: Timestamp,
-        reply: oneshot::Sender<Result<Batch, Error>>,
-    },
+enum Reply {
+    One(oneshot::Sender<Result<Appended, Error>>),
+    Batch(oneshot::Sender<Result<Batch, Error>>),
 }
 
-/// An append run inside the group, waiting for the group's commit.
-enum Ran {
-    One(
-        OperationId,
-        Result<Appended, Error>,
-        oneshot::Sender<Result<Appended, Error>>,
-    ),
-    Batch(
-        OperationId,
-        Result<Batch, Error>,
-        oneshot::Sender<Result<Batch, Error>>,
-    ),
-}
-
-impl Ran {
-    fn succeeded(&self) -> bool {
-        match self {
-            Ran::One(_, outcome, _) => outcome.is_ok(),
-            Ran::Batch(_, outcome, _) => outcome.is_ok(),
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Reply::One(reply), Outcome::One(outcome)) => drop(reply.send(outcome)),
+            (Reply::Batch(reply), Outcome::Batch(outcome)) => drop(reply.send(outcome)),
+            (reply, _) => reply.fail("the writer mixed up two answers"),
         }
     }
 
-    /// The events it stored, in seq order.
-    fn published(&self) -> Vec<(OperationId, Appended)> {
-        match self {
-            Ran::One(id, Ok(appended), _) => vec![(id.clone(), appended.clone())],
-            Ran::Batch(id, Ok(batch), _) => batch
-                .appended
-                .iter()
-                .map(|appended| (id.clone(), appended.clone()))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Answers with the append's own outcome (its group committed).
-    fn answer(self) {
-        match self {
-            Ran::One(_, outcome, reply) => drop(reply.send(outcome)),
-            Ran::Batch(_, outcome, reply) => drop(reply.send(outcome)),
-        }
-    }
-
-    /// Answers after the group failed: nothing of it is stored. An append
-    /// that had failed on its own keeps its own error.
-    fn fail(self, why: &str) {
-        let failed = || Error::Internal(format!("the transaction of this append failed: {why}"));
-        match self {
-            Ran::One(_, outcome, reply) => drop(reply.send(outcome.and_then(|_| Err(failed())))),
-            Ran::Batch(_, outcome, reply) => {
-                drop(reply.send(outcome.and_then(|_| Err(failed()))));
-            }
-        }
-    }
-}
-
-impl Request {
-    /// Runs the append inside the group's transaction.
-    async fn run(self, tx: &mut SqliteConnection) -> Ran {
-        match self {
-            Request::One {
-                id,
-                draft,
-                after,
-                reply,
-            } => {
-                let outcome = append_one(tx, &id, draft, after).await;
-                Ran::One(id, outcome, reply)
-            }
-            Request::Batch {
-                id,
-                drafts,
-                received,
-                reply,
-            } => {
-                let outcome = append_many(tx, &id, drafts, received).await;
-                Ran::Batch(id, outcome, reply)
-            }
-        }
-    }
-
-    /// Answers without having run (the group failed before reaching it).
+    /// Answers after the group failed: nothing of it is stored.
     fn fail(self, why: &str) {
         let failed = Error::Internal(format!("the transaction of this append failed: {why}"));
         match self {
-            Request::One { reply, .. } => drop(reply.send(Err(failed))),
-            Request::Batch { reply, .. } => drop(reply.send(Err(failed))),
+            Reply::One(reply) => drop(reply.send(Err(failed))),
+            Reply::Batch(reply) => drop(reply.send(Err(failed))),
         }
     }
+}
+
+#[derive(Debug)]
+struct Request {
+    work: Work,
+    reply: Reply,
 }
 
 /// The queue in front of the writer; cheap to clone.
@@ -173,11 +96,18 @@ pub struct CommitStats {
 impl Commits {
     /// Starts the writer on `pool` (one connection) and the task that
     /// publishes its commits to `bus`.
-    pub(crate) fn spawn(pool: SqlitePool, bus: Arc<Bus>) -> Commits {
+    /// Groups hold at most `max_group` appends.
+    pub(crate) fn spawn(pool: SqlitePool, bus: Arc<Bus>, max_group: usize) -> Commits {
         let (queue, requests) = mpsc::channel(QUEUE);
         let (publish, committed) = mpsc::unbounded_channel();
         let tally = Arc::new(Tally::default());
-        tokio::spawn(write(pool, requests, publish, tally.clone()));
+        tokio::spawn(write(
+            pool,
+            requests,
+            publish,
+            tally.clone(),
+            max_group.max(1),
+        ));
         tokio::spawn(publish_all(bus, committed));
         Commits { queue, tally }
     }
@@ -197,11 +127,13 @@ impl Commits {
         after: Option<Seq>,
     ) -> Result<Appended, Error> {
         let (reply, answer) = oneshot::channel();
-        let request = Request::One {
-            id: id.clone(),
-            draft,
-            after,
-            reply,
+        let request = Request {
+            work: Work::One {
+                id: id.clone(),
+                draft,
+                after,
+            },
+            reply: Reply::One(reply),
         };
         self.queue.send(request).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -215,11 +147,13 @@ impl Commits {
         received: Timestamp,
     ) -> Result<Batch, Error> {
         let (reply, answer) = oneshot::channel();
-        let request = Request::Batch {
-            id: id.clone(),
-            drafts,
-            received,
-            reply,
+        let request = Request {
+            work: Work::Batch {
+                id: id.clone(),
+                drafts,
+                received,
+            },
+            reply: Reply::Batch(reply),
         };
         self.queue.send(request).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -236,15 +170,16 @@ async fn write(
     mut requests: mpsc::Receiver<Request>,
     publish: mpsc::UnboundedSender<Vec<(OperationId, Appended)>>,
     tally: Arc<Tally>,
+    max_group: usize,
 ) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while requests.recv_many(&mut group, MAX_GROUP).await > 0 {
+    let mut group = Vec::with_capacity(max_group);
+    while requests.recv_many(&mut group, max_group).await > 0 {
         let size = group.len() as u64;
         if commit(&pool, std::mem::take(&mut group), &publish).await {
             tally.groups.fetch_add(1, Ordering::Relaxed);
             tally.appends.fetch_add(size, Ordering::Relaxed);
         }
-        group.reserve(MAX_GROUP);
+        group.reserve(max_group);
     }
 }
 
@@ -255,41 +190,161 @@ async fn commit(
     group: Vec<Request>,
     publish: &mpsc::UnboundedSender<Vec<(OperationId, Appended)>>,
 ) -> bool {
-    let mut ran = Vec::with_capacity(group.len());
-    let mut waiting = group.into_iter();
-    let committed: Result<(), Error> = async {
-        let mut tx = pool.begin().await?;
-        for request in waiting.by_ref() {
-            sqlx::query("SAVEPOINT append").execute(&mut *tx).await?;
-            let done = request.run(&mut tx).await;
-            let succeeded = done.succeeded();
-            ran.push(done);
-            if !succeeded {
-                sqlx::query("ROLLBACK TO append").execute(&mut *tx).await?;
-            }
-            sqlx::query("RELEASE append").execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-    .await;
-    match committed {
-        Ok(()) => {
-            let events: Vec<_> = ran.iter().flat_map(Ran::published).collect();
+    let (works, replies): (Vec<Work>, Vec<Reply>) =
+        group.into_iter().map(|r| (r.work, r.reply)).unzip();
+    match sqlite::run(pool, works).await {
+        Ok(plan) => {
+            let events: Vec<_> = plan
+                .outcomes
+                .iter()
+                .flat_map(|(id, outcome)| {
+                    outcome
+                        .appended()
+                        .iter()
+                        .map(|appended| (id.clone(), appended.clone()))
+                })
+                .collect();
             if !events.is_empty() {
                 // Fails only when the publisher is gone: the server stops.
                 let _ = publish.send(events);
             }
-            ran.into_iter().for_each(Ran::answer);
+            for (reply, (_, outcome)) in replies.into_iter().zip(plan.outcomes) {
+                reply.send(outcome);
+            }
             true
         }
         Err(error) => {
             tracing::error!(error = %error, "a group commit failed; its appends are refused");
             let why = error.to_string();
-            ran.into_iter().for_each(|r| r.fail(&why));
-            waiting.for_each(|r| r.fail(&why));
+            replies.into_iter().for_each(|r| r.fail(&why));
             false
         }
+    }
+}
+
+/// A group's reads and writes on SQLite: a handful of statements whatever
+/// its size (each statement is a round trip to SQLite's worker thread).
+mod sqlite {
+    use std::collections::HashMap;
+
+    use optrail_core::{OperationId, Seq};
+    use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+
+    use crate::error::Error;
+    use crate::group::{self, Plan, Stream, Work};
+    use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql, status_name};
+
+    /// Rows per multi-row statement, well under SQLite's 32 766 variables.
+    const ROWS: usize = 500;
+
+    pub(super) async fn run(pool: &SqlitePool, works: Vec<Work>) -> Result<Plan, Error> {
+        let mut tx = pool.begin().await?;
+        let streams = streams(&mut tx, &works).await?;
+        let known = known(&mut tx, &works, &streams).await?;
+        let plan = group::plan(works, streams, known);
+        write(&mut tx, &plan).await?;
+        tx.commit().await?;
+        Ok(plan)
+    }
+
+    async fn streams(
+        tx: &mut SqliteConnection,
+        works: &[Work],
+    ) -> Result<HashMap<OperationId, Stream>, Error> {
+        let mut ids: Vec<&str> = works.iter().map(|w| w.operation().as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut streams = HashMap::new();
+        for chunk in ids.chunks(ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT num, id, epoch, head, status, percent_complete, updated_at
+                 FROM operations WHERE id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            for row in query.build().fetch_all(&mut *tx).await? {
+                streams.insert(
+                    OperationId(row.try_get("id")?),
+                    Stream {
+                        num: row.try_get("num")?,
+                        epoch: epoch_from_sql(row.try_get("epoch")?)?,
+                        head: seq_from_sql(row.try_get("head")?)?,
+                        status: parse_status(&row.try_get::<String, _>("status")?)?,
+                        percent: row.try_get("percent_complete")?,
+                        updated_at: row.try_get("updated_at")?,
+                    },
+                );
+            }
+        }
+        Ok(streams)
+    }
+
+    /// The stored seqs of the event ids the works name.
+    async fn known(
+        tx: &mut SqliteConnection,
+        works: &[Work],
+        streams: &HashMap<OperationId, Stream>,
+    ) -> Result<HashMap<(i64, String), Seq>, Error> {
+        let pairs: Vec<(i64, &str)> = works
+            .iter()
+            .filter_map(|w| streams.get(w.operation()).map(|s| (s.num, w)))
+            .flat_map(|(num, w)| w.event_ids().into_iter().map(move |id| (num, id)))
+            .collect();
+        let mut known = HashMap::new();
+        for chunk in pairs.chunks(ROWS) {
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT operation_num, id, seq FROM events WHERE (operation_num, id) IN (",
+            );
+            query.push_values(chunk, |mut pair, (num, id)| {
+                pair.push_bind(*num).push_bind(*id);
+            });
+            query.push(")");
+            for row in query.build().fetch_all(&mut *tx).await? {
+                known.insert(
+                    (row.try_get("operation_num")?, row.try_get("id")?),
+                    seq_from_sql(row.try_get("seq")?)?,
+                );
+            }
+        }
+        Ok(known)
+    }
+
+    async fn write(tx: &mut SqliteConnection, plan: &Plan) -> Result<(), Error> {
+        for chunk in plan.events.chunks(ROWS) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status) ",
+            );
+            insert.push_values(chunk, |mut row, event| {
+                row.push_bind(event.num)
+                    .push_bind(seq_to_sql(event.seq))
+                    .push_bind(&event.id)
+                    .push_bind(&event.kind)
+                    .push_bind(&event.message)
+                    .push_bind(event.happened_at)
+                    .push_bind(&event.details)
+                    .push_bind(event.status.map(status_name));
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        for chunk in plan.heads.chunks(ROWS) {
+            let mut update = QueryBuilder::<Sqlite>::new(
+                "UPDATE operations SET head = moved.column2, status = moved.column3,
+                 updated_at = moved.column4, percent_complete = moved.column5 FROM (",
+            );
+            update.push_values(chunk, |mut row, head| {
+                row.push_bind(head.num)
+                    .push_bind(seq_to_sql(head.head))
+                    .push_bind(status_name(head.status))
+                    .push_bind(head.updated_at)
+                    .push_bind(head.percent);
+            });
+            update.push(") AS moved WHERE operations.num = moved.column1");
+            update.build().execute(&mut *tx).await?;
+        }
+        Ok(())
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Config {
     /// Who may do what: demo mode, the publisher key, viewer tokens.
     pub access: Access,
     pub durability: Durability,
+    /// The most appends one transaction holds (group commit); 1 commits
+    /// each append alone, as before issue 20 (a benchmark's baseline).
+    pub max_group: usize,
     pub retention: Retention,
     pub limits: Limits,
 }
@@ -81,6 +84,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             access: Access::default(),
             durability: Durability::default(),
+            max_group: crate::commit::MAX_GROUP,
             retention: Retention::default(),
             limits: Limits::default(),
         }

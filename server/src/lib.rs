@@ -26,6 +26,7 @@ pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod feed;
+mod group;
 pub mod host;
 pub mod live;
 pub mod origin;
@@ -84,7 +85,8 @@ impl App {
     /// Opens the database (creating it), migrates it and resumes every
     /// operation that was running when the last server stopped.
     pub async fn open(config: Config) -> Result<App, Error> {
-        let store = Store::open(&config.database, config.durability).await?;
+        let store =
+            Store::open_grouped(&config.database, config.durability, config.max_group).await?;
         let bus = store.bus().clone();
         let runner = Runner::new(store.clone());
         let feed = Arc::new(Feed::new(store.clone()));

@@ -131,6 +131,7 @@ async fn main() -> ExitCode {
             Synchronous::Full => Durability::Full,
             Synchronous::Normal => Durability::Normal,
         },
+        max_group: optrail_server::commit::MAX_GROUP,
         retention: Retention {
             max_age: (cli.retain_finished_days > 0)
                 .then(|| Duration::from_secs(cli.retain_finished_days * 24 * 3600)),

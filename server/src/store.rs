@@ -27,11 +27,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{Row, Sqlite, Transaction};
 
 use crate::auth::{Audience, Owner};
 use crate::bus::Bus;
-use crate::commit::{CommitStats, Commits};
+use crate::commit::{CommitStats, Commits, MAX_GROUP};
 use crate::config::Durability;
 use crate::error::Error;
 
@@ -155,6 +155,15 @@ impl Store {
     /// Opens (creating if needed) the database file and its directory, and
     /// brings the schema up to date.
     pub async fn open(path: &Path, durability: Durability) -> Result<Store, Error> {
+        Self::open_grouped(path, durability, MAX_GROUP).await
+    }
+
+    /// [`Store::open`], with at most `max_group` appends per transaction.
+    pub async fn open_grouped(
+        path: &Path,
+        durability: Durability,
+        max_group: usize,
+    ) -> Result<Store, Error> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::Internal(format!("cannot create directory {}: {e}", parent.display()))
@@ -169,6 +178,15 @@ impl Store {
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
+                    // A group commit writes every page its appends touched,
+                    // about two per operation in the group (the events' and
+                    // their ids' B-tree leaves): small pages write less. It
+                    // applies to new databases only.
+                    .page_size(1024)
+                    // Checkpoint after 16 MiB of WAL rather than 1 000 pages:
+                    // a hot page is copied to the database once per
+                    // checkpoint, however often it was committed.
+                    .pragma("wal_autocheckpoint", "16000")
                     .journal_mode(SqliteJournalMode::Wal)
                     // FULL: a commit is on the disk before it is published.
                     // NORMAL survives a crash of the process but not a power
@@ -188,7 +206,7 @@ impl Store {
             .connect_with(base.read_only(true))
             .await?;
         let bus = Arc::new(Bus::new());
-        let commits = Commits::spawn(writer.clone(), bus.clone());
+        let commits = Commits::spawn(writer.clone(), bus.clone(), max_group);
         Ok(Store {
             writer,
             reader,
@@ -515,184 +533,8 @@ impl Store {
     }
 }
 
-/// One runner append inside the group's transaction; see [`Store::append`].
-pub(crate) async fn append_one(
-    tx: &mut SqliteConnection,
-    id: &OperationId,
-    draft: EventDraft,
-    after: Option<Seq>,
-) -> Result<Appended, Error> {
-    let details = serde_json::to_string(&draft.details)
-        .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-    let percentage = draft.details.get("percentage").and_then(Value::as_f64);
-    // Moving the head first both takes the seq and refuses a finished
-    // operation, in one statement.
-    let moved = sqlx::query(
-        "UPDATE operations
-             SET head = head + 1, status = ?, updated_at = ?,
-                 percent_complete = COALESCE(?, percent_complete)
-             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
-             RETURNING num, head, epoch",
-    )
-    .bind(status_name(draft.status))
-    .bind(draft.happened_at.millis())
-    .bind(percentage)
-    .bind(id.as_str())
-    .bind(after.map(seq_to_sql))
-    .bind(after.map(seq_to_sql))
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(row) = moved else {
-        // Nothing changed: say why.
-        let stored = sqlx::query("SELECT head, status FROM operations WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(stored) = stored else {
-            return Err(Error::OperationNotFound(id.clone()));
-        };
-        if parse_status(&stored.try_get::<String, _>("status")?)?.is_terminal() {
-            return Err(Error::OperationFinished(id.clone()));
-        }
-        return Err(Error::Internal(format!(
-            "operation {id} is at seq {} where {} was expected: another writer \
-                 appended; continuing from the stored head",
-            seq_from_sql(stored.try_get("head")?)?,
-            after.unwrap_or_default()
-        )));
-    };
-    let num: i64 = row.try_get("num")?;
-    let seq = seq_from_sql(row.try_get("head")?)?;
-    let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-    sqlx::query(
-        "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(num)
-    .bind(seq_to_sql(seq))
-    .bind(&draft.id.0)
-    .bind(draft.kind.as_str())
-    .bind(&draft.message)
-    .bind(draft.happened_at.millis())
-    .bind(&details)
-    .bind(
-        draft
-            .status
-            .is_terminal()
-            .then(|| status_name(draft.status)),
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(appended(draft, seq, epoch))
-}
-
-/// One publisher batch inside the group's transaction; see
-/// [`Store::append_batch`].
-pub(crate) async fn append_many(
-    tx: &mut SqliteConnection,
-    id: &OperationId,
-    drafts: Vec<EventDraft>,
-    received: Timestamp,
-) -> Result<Batch, Error> {
-    let Some(row) = sqlx::query(
-        "SELECT num, epoch, head, status, percent_complete FROM operations WHERE id = ?",
-    )
-    .bind(id.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    else {
-        return Err(Error::OperationNotFound(id.clone()));
-    };
-    let num: i64 = row.try_get("num")?;
-    let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-    let mut head = seq_from_sql(row.try_get("head")?)?;
-    let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
-    let mut percent: Option<f64> = row.try_get("percent_complete")?;
-    let mut appended_any = false;
-    let mut seqs = Vec::with_capacity(drafts.len());
-    let mut new = Vec::new();
-    for draft in drafts {
-        let stored = sqlx::query("SELECT seq FROM events WHERE operation_num = ? AND id = ?")
-            .bind(num)
-            .bind(&draft.id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(stored) = stored {
-            seqs.push(seq_from_sql(stored.try_get("seq")?)?);
-            continue;
-        }
-        if status.is_terminal() {
-            return Err(Error::OperationFinished(id.clone()));
-        }
-        let details = serde_json::to_string(&draft.details)
-            .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-        head = head.next();
-        status = draft.status;
-        percent = draft
-            .details
-            .get("percentage")
-            .and_then(Value::as_f64)
-            .or(percent);
-        appended_any = true;
-        sqlx::query(
-                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(num)
-            .bind(seq_to_sql(head))
-            .bind(&draft.id.0)
-            .bind(draft.kind.as_str())
-            .bind(&draft.message)
-            .bind(draft.happened_at.millis())
-            .bind(&details)
-            .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
-            .execute(&mut *tx)
-            .await?;
-        seqs.push(head);
-        new.push(appended(draft, head, epoch));
-    }
-    if appended_any {
-        sqlx::query(
-            "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
-                 WHERE num = ?",
-        )
-        .bind(seq_to_sql(head))
-        .bind(status_name(status))
-        .bind(received.millis())
-        .bind(percent)
-        .bind(num)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(Batch {
-        seqs,
-        appended: new,
-        head: StreamHead {
-            epoch,
-            head,
-            status,
-        },
-    })
-}
-
 /// The visibility filter after a `WHERE`: bind the audience's owner twice.
 const VISIBLE: &str = "AND (? IS NULL OR owner = ?)";
-
-fn appended(draft: EventDraft, seq: Seq, epoch: Epoch) -> Appended {
-    Appended {
-        event: Event {
-            id: draft.id,
-            seq: Some(seq),
-            kind: draft.kind,
-            message: draft.message,
-            happened_at: draft.happened_at,
-            details: draft.details,
-            status: draft.status.is_terminal().then_some(draft.status),
-        },
-        epoch,
-        status: draft.status,
-    }
-}
 
 const OPERATION_COLUMNS: &str = "SELECT num, id, kind, status, created_at, updated_at, epoch, head, \
      percent_complete, params FROM operations";
@@ -749,7 +591,7 @@ pub(crate) fn status_name(status: Status) -> &'static str {
     }
 }
 
-fn parse_status(name: &str) -> Result<Status, Error> {
+pub(crate) fn parse_status(name: &str) -> Result<Status, Error> {
     Ok(match name {
         "NotStarted" => Status::NotStarted,
         "Running" => Status::Running,
@@ -766,17 +608,17 @@ fn parse_status(name: &str) -> Result<Status, Error> {
 
 /// SQLite integers are i64; seqs never get near 2^63, and a seq read back
 /// negative means the file was tampered with.
-fn seq_to_sql(seq: Seq) -> i64 {
+pub(crate) fn seq_to_sql(seq: Seq) -> i64 {
     i64::try_from(seq.0).unwrap_or(i64::MAX)
 }
 
-fn seq_from_sql(value: i64) -> Result<Seq, Error> {
+pub(crate) fn seq_from_sql(value: i64) -> Result<Seq, Error> {
     u64::try_from(value)
         .map(Seq)
         .map_err(|_| Error::Internal(format!("stored seq {value} is negative")))
 }
 
-fn epoch_from_sql(value: i64) -> Result<Epoch, Error> {
+pub(crate) fn epoch_from_sql(value: i64) -> Result<Epoch, Error> {
     u64::try_from(value)
         .ok()
         .filter(|&e| e >= 1)
