@@ -2,7 +2,8 @@
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
 # version in Cargo.lock), wasm-opt (npm's binaryen) and terser (both from npm,
-# into .tools/), and Chromium + ChromeDriver (Debian). Idempotent: each piece
+# into .tools/), Chromium + ChromeDriver and PostgreSQL (Debian; the server's
+# Postgres tests start throw-away clusters with scripts/pg.sh). Idempotent: each piece
 # is checked first and skipped when present at the right version, so a second
 # run takes about a second.
 set -euo pipefail
@@ -14,7 +15,7 @@ TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
 BINARYEN_VERSION=132
 # Minifies the release JavaScript (scripts/minify-js.sh).
 TERSER_VERSION=5.51.4
-APT_PACKAGES=(chromium chromium-driver)
+APT_PACKAGES=(chromium chromium-driver postgresql)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31msetup: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -76,3 +77,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v chromedriver >/dev/null || die "chromedriver is not on PATH after installing chromium-driver"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no initdb under /usr/lib/postgresql after installing postgresql"
