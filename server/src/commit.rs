@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use optrail_core::{OperationId, Seq, Timestamp};
 use sqlx::SqlitePool;
+use sqlx::postgres::PgPool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bus::{Bus, Published};
@@ -94,21 +95,13 @@ pub struct CommitStats {
 }
 
 impl Commits {
-    /// Starts the writer on `pool` (one connection) and the task that
-    /// publishes its commits to `bus`.
-    /// Groups hold at most `max_group` appends.
-    pub(crate) fn spawn(pool: SqlitePool, bus: Arc<Bus>, max_group: usize) -> Commits {
+    /// Starts the writer; each committed group's events go to `committed`
+    /// in commit order. Groups hold at most `max_group` appends.
+    pub(crate) fn spawn(db: Writer, committed: Committed, max_group: usize) -> Commits {
         let (queue, requests) = mpsc::channel(QUEUE);
-        let (publish, committed) = mpsc::unbounded_channel();
         let tally = Arc::new(Tally::default());
-        tokio::spawn(write(
-            pool,
-            requests,
-            publish,
-            tally.clone(),
-            max_group.max(1),
-        ));
-        tokio::spawn(publish_all(bus, committed));
+        let writer = write(db, requests, committed, tally.clone(), max_group.max(1));
+        tokio::spawn(writer);
         Commits { queue, tally }
     }
 
@@ -164,18 +157,30 @@ fn stopped() -> Error {
     Error::Internal("the database writer has stopped".into())
 }
 
+/// Where a group's appends are written.
+#[derive(Debug, Clone)]
+pub(crate) enum Writer {
+    /// The single writer connection.
+    Sqlite(SqlitePool),
+    /// Also notifies the other instances of every committed group.
+    Postgres(PgPool),
+}
+
+/// A committed group's events, in commit order (per operation, seq order).
+pub(crate) type Committed = mpsc::UnboundedSender<Vec<(OperationId, Appended)>>;
+
 /// The writer: one group after another until every [`Commits`] is gone.
 async fn write(
-    pool: SqlitePool,
+    db: Writer,
     mut requests: mpsc::Receiver<Request>,
-    publish: mpsc::UnboundedSender<Vec<(OperationId, Appended)>>,
+    publish: Committed,
     tally: Arc<Tally>,
     max_group: usize,
 ) {
     let mut group = Vec::with_capacity(max_group);
     while requests.recv_many(&mut group, max_group).await > 0 {
         let size = group.len() as u64;
-        if commit(&pool, std::mem::take(&mut group), &publish).await {
+        if commit(&db, std::mem::take(&mut group), &publish).await {
             tally.groups.fetch_add(1, Ordering::Relaxed);
             tally.appends.fetch_add(size, Ordering::Relaxed);
         }
@@ -185,14 +190,14 @@ async fn write(
 
 /// Runs one group in one transaction, then publishes and answers; `true`
 /// if it committed.
-async fn commit(
-    pool: &SqlitePool,
-    group: Vec<Request>,
-    publish: &mpsc::UnboundedSender<Vec<(OperationId, Appended)>>,
-) -> bool {
+async fn commit(db: &Writer, group: Vec<Request>, publish: &Committed) -> bool {
     let (works, replies): (Vec<Work>, Vec<Reply>) =
         group.into_iter().map(|r| (r.work, r.reply)).unzip();
-    match sqlite::run(pool, works).await {
+    let planned = match db {
+        Writer::Sqlite(pool) => sqlite::run(pool, works).await,
+        Writer::Postgres(pool) => crate::postgres::run(pool, works).await,
+    };
+    match planned {
         Ok(plan) => {
             let events: Vec<_> = plan
                 .outcomes
@@ -349,8 +354,9 @@ mod sqlite {
 }
 
 /// Publishes committed groups in commit order, off the writer's path (a
-/// hot operation's fan-out must not delay the next commit).
-async fn publish_all(
+/// hot operation's fan-out must not delay the next commit). SQLite's
+/// publisher: on Postgres, [`crate::relay`] publishes.
+pub(crate) async fn publish_all(
     bus: Arc<Bus>,
     mut committed: mpsc::UnboundedReceiver<Vec<(OperationId, Appended)>>,
 ) {

@@ -30,6 +30,8 @@ mod group;
 pub mod host;
 pub mod live;
 pub mod origin;
+pub mod postgres;
+mod relay;
 pub mod retention;
 pub mod routes;
 pub mod runner;
@@ -79,7 +81,13 @@ pub struct App {
     state: AppState,
     shutdown: watch::Sender<bool>,
     retention: Option<JoinHandle<()>>,
+    /// Postgres: adopts the runs of instances that died.
+    adoption: Option<JoinHandle<()>>,
 }
+
+/// How often an instance sharing a Postgres database looks for runs that
+/// no live instance holds (one that died mid-run).
+pub const ADOPT_EVERY: Duration = Duration::from_secs(1);
 
 impl App {
     /// Opens the database (creating it), migrates it and resumes every
@@ -95,6 +103,19 @@ impl App {
         if resumed > 0 {
             tracing::info!(resumed, "resumed unfinished operations");
         }
+        let adoption = store.is_shared().then(|| {
+            let runner = runner.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ADOPT_EVERY).await;
+                    match runner.resume().await {
+                        Ok(0) => {}
+                        Ok(adopted) => tracing::info!(adopted, "adopted runs of another instance"),
+                        Err(e) => tracing::error!(error = %e, "looking for runs to adopt failed"),
+                    }
+                }
+            })
+        });
         let (shutdown, stopping) = watch::channel(false);
         let throttle = Arc::new(StartThrottle::new(config.limits.starts_per_minute));
         Ok(App {
@@ -110,6 +131,7 @@ impl App {
             },
             shutdown,
             retention,
+            adoption,
         })
     }
 
@@ -127,6 +149,9 @@ impl App {
         let _ = self.shutdown.send(true);
         if let Some(sweeper) = &self.retention {
             sweeper.abort();
+        }
+        if let Some(adoption) = &self.adoption {
+            adoption.abort();
         }
         self.state.runner.stop().await;
         self.state.store.close().await;

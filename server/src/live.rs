@@ -257,6 +257,9 @@ impl Connection {
         // Until the answer, skip nothing: no push is handled before it anyway.
         self.subscriptions.insert(id.clone(), Seq::ZERO);
         self.app.bus.subscribe(&id, &self.subscriber);
+        // With several instances (Postgres), this one relays the
+        // operation's events from now on, before the head is read.
+        self.app.store.watch(&id).await;
         // Another owner's operation reads as unknown: the answer is the
         // same `operation_not_found` either way.
         match self.app.store.head(&id, &self.watcher.audience).await {

@@ -75,19 +75,39 @@ impl Runner {
             created_at: now(),
         };
         let operation = self.store.create(&new).await?;
-        self.spawn(new.id, Script::new(params, new.seed), Seq::ZERO);
+        // New, so no other instance holds it; the claim only keeps other
+        // instances from adopting it.
+        if self.store.claim(&new.id).await {
+            self.spawn(new.id, Script::new(params, new.seed), Seq::ZERO);
+        }
         Ok(operation)
     }
 
     /// Restarts the run of every unfinished operation after its last
-    /// committed step; returns how many.
+    /// committed step; returns how many. With several instances
+    /// (Postgres) only the runs no live instance holds are taken, so
+    /// calling it again adopts the runs of an instance that died.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, Error> {
         let mut resumed = 0;
         for unfinished in self.store.unfinished().await? {
+            if lock(&self.runs).by_id.contains_key(&unfinished.id) {
+                continue;
+            }
             match Params::parse(&unfinished.kind, &unfinished.params) {
                 Ok(params) => {
+                    if !self.store.claim(&unfinished.id).await {
+                        continue;
+                    }
+                    // Read again under the claim: the list may be stale.
+                    let head = match self.store.head(&unfinished.id, &Audience::All).await {
+                        Ok(Some(head)) if !head.status.is_terminal() => head.head,
+                        _ => {
+                            self.store.release(&unfinished.id).await;
+                            continue;
+                        }
+                    };
                     let script = Script::new(params, unfinished.seed);
-                    self.spawn(unfinished.id, script, unfinished.head);
+                    self.spawn(unfinished.id, script, head);
                     resumed += 1;
                 }
                 Err(e) => tracing::error!(
@@ -130,6 +150,7 @@ impl Runner {
         };
         if let Some(run) = run {
             self.forget(id, &run);
+            self.store.release(id).await;
         }
         tracing::info!(operation = %id, seq = ?appended.event.seq, "canceled");
         self.store
@@ -216,6 +237,7 @@ impl Runner {
             }
         }
         self.forget(&id, &run);
+        self.store.release(&id).await;
     }
 
     fn forget(&self, id: &OperationId, run: &Arc<Run>) {
