@@ -8,7 +8,7 @@
 //! ```text
 //! cargo bench -p optrail-server --bench loadbench -- [--subscribers 1000,10000]
 //!     [--rate 10000] [--per-operation 100] [--seconds 10] [--warmup 2]
-//!     [--phases appends,fanout]
+//!     [--phases appends,fanout] [--postgres 1,3]
 //! ```
 //!
 //! The server runs in a child process (this binary, re-executed with
@@ -41,6 +41,9 @@ struct Options {
     /// latency at 1 000 events/s, group commit against one transaction per
     /// append) and `fanout` (the subscriber scenarios).
     phases: Vec<String>,
+    /// Also run each phase on PostgreSQL with this many instances (each
+    /// count in turn), e.g. `--postgres 1,3`.
+    postgres: Vec<usize>,
 }
 
 fn main() {
@@ -70,21 +73,92 @@ fn main() {
     if options.phases.iter().any(|p| p == "appends") {
         // The baseline first: one transaction per append, as before issue 20.
         for (name, max_group) in [
-            ("one transaction per append (baseline)", 1),
-            ("group commit", optrail_server::commit::MAX_GROUP),
+            ("SQLite, one transaction per append (baseline)", 1),
+            ("SQLite, group commit", optrail_server::commit::MAX_GROUP),
         ] {
-            let server = ChildServer::start(max_group);
+            let server = ChildServer::start(None, max_group);
             println!(
                 "{name}: server {} (child process, at most {max_group} appends per transaction)",
                 server.base
             );
-            runtime.block_on(appends(&server.base, &options, server.pid()));
+            runtime.block_on(appends(
+                std::slice::from_ref(&server.base),
+                &options,
+                &[server.pid()],
+            ));
+        }
+        for &n in &options.postgres {
+            let cluster = Cluster::start();
+            let servers = ChildServer::several(&cluster.url, n);
+            println!("PostgreSQL × {n}: servers {:?}", bases(&servers));
+            runtime.block_on(appends(&bases(&servers), &options, &pids(&servers)));
         }
     }
     if options.phases.iter().any(|p| p == "fanout") {
-        let server = ChildServer::start(optrail_server::commit::MAX_GROUP);
-        println!("fan-out: server {} (child process)", server.base);
-        runtime.block_on(run(&server.base, &options, server.pid()));
+        let server = ChildServer::start(None, optrail_server::commit::MAX_GROUP);
+        println!("SQLite fan-out: server {} (child process)", server.base);
+        runtime.block_on(run(
+            std::slice::from_ref(&server.base),
+            &options,
+            &[server.pid()],
+        ));
+        drop(server);
+        for &n in &options.postgres {
+            let cluster = Cluster::start();
+            let servers = ChildServer::several(&cluster.url, n);
+            println!(
+                "PostgreSQL × {n} fan-out: servers {:?}, subscribers spread over them",
+                bases(&servers)
+            );
+            runtime.block_on(run(&bases(&servers), &options, &pids(&servers)));
+        }
+    }
+}
+
+fn bases(servers: &[ChildServer]) -> Vec<String> {
+    servers.iter().map(|s| s.base.clone()).collect()
+}
+
+fn pids(servers: &[ChildServer]) -> Vec<u32> {
+    servers.iter().map(ChildServer::pid).collect()
+}
+
+/// A throw-away PostgreSQL cluster (scripts/pg.sh, default settings: every
+/// commit is flushed), stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh"))
+            .arg("start")
+            .arg(dir.path().join("pg"))
+            .output()
+            .expect("scripts/pg.sh runs");
+        assert!(
+            output.status.success(),
+            "no PostgreSQL ({}): run scripts/setup.sh",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        Cluster { dir, url }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh"))
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .output();
     }
 }
 
@@ -96,9 +170,14 @@ struct ChildServer {
 }
 
 impl ChildServer {
-    fn start(max_group: usize) -> ChildServer {
+    /// On a fresh SQLite file, or on `postgres`.
+    fn start(postgres: Option<&str>, max_group: usize) -> ChildServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let mut child = spawn_server(&dir.path().join("bench.db"), max_group);
+        let database = match postgres {
+            Some(url) => std::path::PathBuf::from(url),
+            None => dir.path().join("bench.db"),
+        };
+        let mut child = spawn_server(&database, max_group);
         let base = read_address(&mut child);
         ChildServer {
             _dir: dir,
@@ -109,6 +188,13 @@ impl ChildServer {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// `n` instances sharing one PostgreSQL database.
+    fn several(url: &str, n: usize) -> Vec<ChildServer> {
+        (0..n)
+            .map(|_| ChildServer::start(Some(url), optrail_server::commit::MAX_GROUP))
+            .collect()
     }
 }
 
@@ -130,6 +216,7 @@ fn parse(args: &[String]) -> Options {
         seconds: 10.0,
         warmup: 2.0,
         phases: vec!["appends".into(), "fanout".into()],
+        postgres: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -148,6 +235,12 @@ fn parse(args: &[String]) -> Options {
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--warmup" => options.warmup = value.parse().expect("--warmup S"),
             "--phases" => options.phases = value.split(',').map(str::to_owned).collect(),
+            "--postgres" => {
+                options.postgres = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--postgres N[,N…]"))
+                    .collect();
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -230,21 +323,21 @@ struct Scenario {
 
 /// SQLite's append rate (1, 8 and 100 operations appending as fast as
 /// they can) and one operation's delivery latency at 1 000 events/s.
-async fn appends(base: &str, options: &Options, server_pid: u32) {
+async fn appends(bases: &[String], options: &Options, server_pids: &[u32]) {
     let http = reqwest::Client::new();
-    append_rate(&http, base, 1).await;
-    append_rate(&http, base, 8).await;
-    append_rate(&http, base, 100).await;
+    append_rate(&http, bases, 1).await;
+    append_rate(&http, bases, 8).await;
+    append_rate(&http, bases, 100).await;
     let scenario = Scenario {
         name: "one operation at 1 000 events/s".into(),
         subscribers: 1,
         operations: 1,
         step_ms: 1,
     };
-    load(&http, base, options, &scenario, server_pid).await;
+    load(&http, bases, options, &scenario, server_pids).await;
 }
 
-async fn run(base: &str, options: &Options, server_pid: u32) {
+async fn run(bases: &[String], options: &Options, server_pids: &[u32]) {
     let http = reqwest::Client::new();
     let mut scenarios = vec![Scenario {
         name: "baseline".into(),
@@ -264,7 +357,7 @@ async fn run(base: &str, options: &Options, server_pid: u32) {
         });
     }
     for scenario in &scenarios {
-        load(&http, base, options, scenario, server_pid).await;
+        load(&http, bases, options, scenario, server_pids).await;
     }
 }
 
@@ -320,10 +413,11 @@ async fn heads(http: &reqwest::Client, base: &str, ids: &[OperationId]) -> u64 {
 }
 
 /// Appends as fast as the runner goes (`stepMs` 0), nobody subscribed.
-async fn append_rate(http: &reqwest::Client, base: &str, operations: usize) {
+async fn append_rate(http: &reqwest::Client, bases: &[String], operations: usize) {
+    let base = &bases[0];
     let mut ids = Vec::new();
-    for _ in 0..operations {
-        ids.push(start(http, base, 0).await.id);
+    for o in 0..operations {
+        ids.push(start(http, &bases[o % bases.len()], 0).await.id);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let from = heads(http, base, &ids).await;
@@ -333,7 +427,7 @@ async fn append_rate(http: &reqwest::Client, base: &str, operations: usize) {
     let elapsed = began.elapsed().as_secs_f64();
     cancel(http, base, &ids).await;
     println!(
-        "SQLite appends, stepMs 0, no subscribers, {operations} operation(s): {:.0} events/s",
+        "appends, stepMs 0, no subscribers, {operations} operation(s): {:.0} events/s",
         (to - from) as f64 / elapsed
     );
 }
@@ -347,19 +441,24 @@ struct ClientReport {
 
 async fn load(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     options: &Options,
     scenario: &Scenario,
-    server_pid: u32,
+    server_pids: &[u32],
 ) {
-    // Operations, started evenly over one step so their events interleave.
+    // Operations, started evenly over one step so their events interleave,
+    // and over the instances (each runs those started on it).
+    let base = &bases[0];
     let mut ids = Vec::new();
     let stagger = Duration::from_millis(scenario.step_ms) / scenario.operations.max(1) as u32;
-    for _ in 0..scenario.operations {
-        ids.push(start(http, base, scenario.step_ms).await.id);
+    for o in 0..scenario.operations {
+        ids.push(
+            start(http, &bases[o % bases.len()], scenario.step_ms)
+                .await
+                .id,
+        );
         tokio::time::sleep(stagger).await;
     }
-    let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (window_tx, window_rx) = watch::channel(None::<(i64, i64)>);
     let subscribed = Arc::new(AtomicUsize::new(0));
@@ -368,7 +467,9 @@ async fn load(
     let setup = Instant::now();
     for i in 0..scenario.subscribers {
         let id = ids[i % ids.len()].clone();
-        let url = ws_url.clone();
+        // Subscribers spread over the instances, each operation's too.
+        let base = &bases[(i / ids.len() + i) % bases.len()];
+        let url = format!("{}/ws", base.replacen("http://", "ws://", 1));
         let stop = stop_rx.clone();
         let window = window_rx.clone();
         let subscribed = subscribed.clone();
@@ -398,7 +499,10 @@ async fn load(
     let to_head = heads(http, base, &ids).await;
     let memory = format!(
         "resident memory: server {} MiB, clients {} MiB; load average {}",
-        rss_mib(&server_pid.to_string()),
+        server_pids
+            .iter()
+            .map(|pid| rss_mib(&pid.to_string()))
+            .sum::<u64>(),
         rss_mib("self"),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
