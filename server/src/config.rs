@@ -13,7 +13,8 @@ use crate::client::IpNet;
 pub struct Config {
     /// Where to listen; port 0 picks a free one (see `Server::local_addr`).
     pub listen: SocketAddr,
-    /// The SQLite file; it and its parent directory are created if missing.
+    /// The SQLite file (it and its parent directory are created if
+    /// missing), or a `postgres://` URL that several instances may share.
     pub database: PathBuf,
     /// The built widget (`index.html` and its assets), served at `/`.
     pub static_dir: Option<PathBuf>,
@@ -38,7 +39,8 @@ pub struct Config {
     pub limits: Limits,
 }
 
-/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode).
+/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode;
+/// on PostgreSQL the server's own `synchronous_commit` decides).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Every commit is on the disk before it is published: a power cut

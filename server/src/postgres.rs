@@ -308,3 +308,14 @@ pub(crate) fn parse_heads(payload: &str) -> Vec<(OperationId, Seq)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_is_operation_head_lines() {
+        let heads = parse_heads("aa 3\nbb 12\nnot-a-line\ncc x\n");
+        assert_eq!(heads, [("aa".into(), Seq(3)), ("bb".into(), Seq(12))]);
+    }
+}

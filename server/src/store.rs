@@ -795,3 +795,16 @@ pub(crate) fn seed_to_sql(seed: u64) -> i64 {
 pub(crate) fn seed_from_sql(value: i64) -> u64 {
     u64::from_ne_bytes(value.to_ne_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered("WHERE id = ? AND (? IS NULL OR owner = ?)"),
+            "WHERE id = $1 AND ($2 IS NULL OR owner = $3)"
+        );
+    }
+}
