@@ -15,6 +15,8 @@ TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
 BINARYEN_VERSION=132
 # Minifies the release JavaScript (scripts/minify-js.sh).
 TERSER_VERSION=5.51.4
+# The load benchmark's peer (server/benches/peer/socketio.js).
+SOCKET_IO_VERSION=4.8.1
 APT_PACKAGES=(chromium chromium-driver postgresql)
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
@@ -60,6 +62,10 @@ fi
 if [ "$(.tools/node_modules/.bin/terser --version 2>/dev/null)" != "terser $TERSER_VERSION" ]; then
   say "installing terser $TERSER_VERSION from npm into .tools/"
   npm install --silent --no-audit --no-fund --prefix .tools "terser@$TERSER_VERSION" >/dev/null
+fi
+if [ "$(node -p "require('./.tools/node_modules/socket.io/package.json').version" 2>/dev/null)" != "$SOCKET_IO_VERSION" ]; then
+  say "installing socket.io $SOCKET_IO_VERSION from npm into .tools/ (the load benchmark's peer)"
+  npm install --silent --no-audit --no-fund --prefix .tools "socket.io@$SOCKET_IO_VERSION" >/dev/null
 fi
 wasm_opt_pin=$(sed -n 's/^wasm_opt *= *"\(.*\)"/\1/p' Trunk.toml)
 [ "$wasm_opt_pin" = "version_$BINARYEN_VERSION" ] || die "Trunk.toml pins wasm_opt $wasm_opt_pin but setup installs version_$BINARYEN_VERSION"

@@ -8,7 +8,7 @@
 //! ```text
 //! cargo bench -p optrail-server --bench loadbench -- [--subscribers 1000,10000]
 //!     [--rate 10000] [--per-operation 100] [--seconds 10] [--warmup 2]
-//!     [--phases appends,fanout] [--postgres 1,3]
+//!     [--phases appends,fanout] [--postgres 1,3] [--peer socketio]
 //! ```
 //!
 //! The server runs in a child process (this binary, re-executed with
@@ -44,6 +44,8 @@ struct Options {
     /// Also run each phase on PostgreSQL with this many instances (each
     /// count in turn), e.g. `--postgres 1,3`.
     postgres: Vec<usize>,
+    /// Also run the fan-out scenarios against a Node.js Socket.IO server.
+    peer: bool,
 }
 
 fn main() {
@@ -112,6 +114,47 @@ fn main() {
             );
             runtime.block_on(run(&bases(&servers), &options, &pids(&servers)));
         }
+        if options.peer {
+            println!("peer: Node.js Socket.IO (server/benches/peer/socketio.js), no persistence");
+            for scenario in scenarios(&options) {
+                let peer = Peer::start(scenario.operations, scenario.step_ms);
+                let http = reqwest::Client::new();
+                let bases = std::slice::from_ref(&peer.base);
+                let pids = [peer.child.id()];
+                runtime.block_on(load(&http, bases, &options, &scenario, &pids, true));
+            }
+        }
+    }
+}
+
+/// The Socket.IO peer for one scenario; stopped on drop.
+struct Peer {
+    child: Child,
+    base: String,
+}
+
+impl Peer {
+    fn start(operations: usize, step_ms: u64) -> Peer {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/socketio.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(operations.to_string())
+            .arg(step_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs the peer (scripts/setup.sh installs socket.io)");
+        let base = read_address(&mut child);
+        Peer { child, base }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -217,6 +260,7 @@ fn parse(args: &[String]) -> Options {
         warmup: 2.0,
         phases: vec!["appends".into(), "fanout".into()],
         postgres: Vec::new(),
+        peer: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -235,6 +279,7 @@ fn parse(args: &[String]) -> Options {
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--warmup" => options.warmup = value.parse().expect("--warmup S"),
             "--phases" => options.phases = value.split(',').map(str::to_owned).collect(),
+            "--peer" => options.peer = value == "socketio",
             "--postgres" => {
                 options.postgres = value
                     .split(',')
@@ -334,11 +379,18 @@ async fn appends(bases: &[String], options: &Options, server_pids: &[u32]) {
         operations: 1,
         step_ms: 1,
     };
-    load(&http, bases, options, &scenario, server_pids).await;
+    load(&http, bases, options, &scenario, server_pids, false).await;
 }
 
 async fn run(bases: &[String], options: &Options, server_pids: &[u32]) {
     let http = reqwest::Client::new();
+    for scenario in &scenarios(options) {
+        load(&http, bases, options, scenario, server_pids, false).await;
+    }
+}
+
+/// The fan-out scenarios: the one-subscriber baseline, then `--subscribers`.
+fn scenarios(options: &Options) -> Vec<Scenario> {
     let mut scenarios = vec![Scenario {
         name: "baseline".into(),
         subscribers: 1,
@@ -356,9 +408,7 @@ async fn run(bases: &[String], options: &Options, server_pids: &[u32]) {
             step_ms,
         });
     }
-    for scenario in &scenarios {
-        load(&http, bases, options, scenario, server_pids).await;
-    }
+    scenarios
 }
 
 async fn start(http: &reqwest::Client, base: &str, step_ms: u64) -> Operation {
@@ -445,13 +495,19 @@ async fn load(
     options: &Options,
     scenario: &Scenario,
     server_pids: &[u32],
+    peer: bool,
 ) {
     // Operations, started evenly over one step so their events interleave,
-    // and over the instances (each runs those started on it).
+    // and over the instances (each runs those started on it). The peer
+    // runs its rooms `op0`… itself, from its start.
     let base = &bases[0];
     let mut ids = Vec::new();
     let stagger = Duration::from_millis(scenario.step_ms) / scenario.operations.max(1) as u32;
     for o in 0..scenario.operations {
+        if peer {
+            ids.push(OperationId(format!("op{o}")));
+            continue;
+        }
         ids.push(
             start(http, &bases[o % bases.len()], scenario.step_ms)
                 .await
@@ -469,34 +525,49 @@ async fn load(
         let id = ids[i % ids.len()].clone();
         // Subscribers spread over the instances, each operation's too.
         let base = &bases[(i / ids.len() + i) % bases.len()];
-        let url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+        let url = match peer {
+            false => format!("{}/ws", base.replacen("http://", "ws://", 1)),
+            true => format!(
+                "{}/socket.io/?EIO=4&transport=websocket",
+                base.replacen("http://", "ws://", 1)
+            ),
+        };
         let stop = stop_rx.clone();
         let window = window_rx.clone();
         let subscribed = subscribed.clone();
         let connecting = connecting.clone();
         clients.push(tokio::spawn(async move {
-            client(url, id, stop, window, subscribed, connecting).await
+            client(url, id, stop, window, subscribed, connecting, peer).await
         }));
     }
     while subscribed.load(Ordering::Relaxed) < scenario.subscribers {
-        if setup.elapsed() > Duration::from_secs(120) {
-            panic!(
-                "only {} of {} subscribed after 2 minutes",
+        if setup.elapsed() > Duration::from_secs(60) {
+            println!(
+                "  only {} of {} subscribed after a minute; measuring those",
                 subscribed.load(Ordering::Relaxed),
                 scenario.subscribers
             );
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let setup = setup.elapsed();
     tokio::time::sleep(Duration::from_secs_f64(options.warmup)).await;
-    let from_head = heads(http, base, &ids).await;
+    let from_head = if peer {
+        0
+    } else {
+        heads(http, base, &ids).await
+    };
     let began = now_us();
     let measured = Instant::now();
     let _ = window_tx.send(Some((began, began + (options.seconds * 1e6) as i64)));
     tokio::time::sleep(Duration::from_secs_f64(options.seconds)).await;
     let elapsed = measured.elapsed().as_secs_f64();
-    let to_head = heads(http, base, &ids).await;
+    let to_head = if peer {
+        0
+    } else {
+        heads(http, base, &ids).await
+    };
     let memory = format!(
         "resident memory: server {} MiB, clients {} MiB; load average {}",
         server_pids
@@ -520,7 +591,9 @@ async fn load(
         gaps += report.gaps;
         disconnected += usize::from(report.disconnected);
     }
-    cancel(http, base, &ids).await;
+    if !peer {
+        cancel(http, base, &ids).await;
+    }
     latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -579,19 +652,47 @@ async fn client(
     window: watch::Receiver<Option<(i64, i64)>>,
     subscribed: Arc<AtomicUsize>,
     connecting: Arc<Semaphore>,
+    peer: bool,
 ) -> ClientReport {
     let mut report = ClientReport::default();
     let permit = connecting.acquire_owned().await;
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024);
-    let connecting = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
-    let (mut ws, _) = match connecting.await {
-        Ok(pair) => pair,
-        Err(e) => panic!("connect: {e}"),
+    // A server whose accept queue overflows resets connections: retry a
+    // few times, then count this subscriber as dropped.
+    let mut attempts = 0;
+    let mut ws = loop {
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+        match connecting.await {
+            Ok((ws, _)) => break ws,
+            Err(_) if attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempts)).await;
+            }
+            Err(e) => {
+                eprintln!("connect: {e}");
+                report.disconnected = true;
+                return report;
+            }
+        }
     };
-    let subscribe = json!({"type": "subscribe", "operationId": id, "after": 0}).to_string();
-    ws.send(Message::text(subscribe)).await.expect("subscribe");
+    if peer {
+        // Engine.IO's open packet, then Socket.IO's namespace connect.
+        let _open = ws.next().await;
+        ws.send(Message::text("40")).await.expect("connect");
+        while let Some(Ok(message)) = ws.next().await {
+            if message.to_text().is_ok_and(|t| t.starts_with("40")) {
+                break;
+            }
+        }
+        let subscribe = format!(r#"42["subscribe","{id}"]"#);
+        ws.send(Message::text(subscribe)).await.expect("subscribe");
+    } else {
+        let subscribe = json!({"type": "subscribe", "operationId": id, "after": 0}).to_string();
+        ws.send(Message::text(subscribe)).await.expect("subscribe");
+    }
     drop(permit);
     let mut last_seq: Option<u64> = None;
     loop {
@@ -608,7 +709,7 @@ async fn client(
         };
         let received = now_us();
         let text = text.as_str();
-        if text.starts_with(r#"{"type":"event""#) {
+        if text.starts_with(r#"{"type":"event""#) || text.starts_with(r#"42["event","#) {
             let (Some(seq), Some(at)) = (field_u64(text, "\"seq\":"), happened_at_us(text)) else {
                 continue;
             };
@@ -625,11 +726,16 @@ async fn client(
                     .latencies_us
                     .push(u32::try_from((received - at).max(0)).unwrap_or(u32::MAX));
             }
-        } else if text.starts_with(r#"{"type":"subscribed""#) {
+        } else if text.starts_with(r#"{"type":"subscribed""#)
+            || text.starts_with(r#"42["subscribed","#)
+        {
             last_seq = field_u64(text, "\"head\":");
             subscribed.fetch_add(1, Ordering::Relaxed);
         } else if text.starts_with(r#"{"type":"ping""#) {
             let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+        } else if text == "2" {
+            // Engine.IO's ping.
+            let _ = ws.send(Message::text("3")).await;
         }
     }
     let _ = ws.close(None).await;
