@@ -27,7 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::postgres::parse_heads;
-use crate::store::{Appended, epoch_from_sql, event_from_row, seq_to_sql};
+use crate::store::{
+    Appended, epoch_from_sql, event_from_row, parse_status, seq_from_sql, seq_to_sql,
+};
 
 /// The handle of an instance's relay task.
 #[derive(Debug)]
@@ -144,25 +146,35 @@ impl Relaying {
         if self.cursors.contains_key(&id) {
             return;
         }
-        // Unknown or unreadable: the subscriber's own head read answers.
-        if let Some(head) = self.read_head(&id).await {
+        // Forget the operations nobody here watches any more (their last
+        // subscriber left without an event since).
+        let bus = &self.bus;
+        self.cursors.retain(|id, _| bus.subscribers(id) > 0);
+        // Unknown, unreadable or finished: nothing to relay; the
+        // subscriber's own head read answers.
+        if let Some((head, false)) = self.read_head(&id).await {
             self.cursors.insert(id, head);
         }
     }
 
-    async fn read_head(&self, id: &OperationId) -> Option<Seq> {
-        let head: Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT head FROM operations WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(&self.pool)
-                .await;
-        match head {
-            Ok(head) => head.and_then(|h| u64::try_from(h).ok()).map(Seq),
-            Err(e) => {
-                tracing::error!(operation = %id, error = %e, "the relay cannot read a head");
-                None
-            }
-        }
+    /// The stored head, and whether the operation has finished.
+    async fn read_head(&self, id: &OperationId) -> Option<(Seq, bool)> {
+        let row = sqlx::query("SELECT head, status FROM operations WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await;
+        let read = row.map_err(Error::from).and_then(|row| {
+            row.map(|row| {
+                let head = seq_from_sql(row.try_get("head")?)?;
+                let status = parse_status(&row.try_get::<String, _>("status")?)?;
+                Ok((head, status.is_terminal()))
+            })
+            .transpose()
+        });
+        read.unwrap_or_else(|e| {
+            tracing::error!(operation = %id, error = %e, "the relay cannot read a head");
+            None
+        })
     }
 
     async fn catch_up(&mut self) {
@@ -172,7 +184,7 @@ impl Relaying {
             "notifications may have been lost; catching up from the database"
         );
         for id in watched {
-            if let Some(head) = self.read_head(&id).await {
+            if let Some((head, _)) = self.read_head(&id).await {
                 self.advance(&id, head, Vec::new()).await;
             }
         }
