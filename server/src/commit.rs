@@ -362,7 +362,11 @@ pub(crate) async fn publish_all(
 ) {
     while let Some(events) = committed.recv().await {
         for (id, appended) in events {
-            bus.publish(Published::new(&id, &appended));
+            // Nobody to push to: skip serializing. A subscriber registering
+            // from now on reads a head that already covers this event.
+            if bus.subscribers(&id) > 0 {
+                bus.publish(Published::new(&id, &appended));
+            }
         }
     }
 }
