@@ -16,7 +16,9 @@
 //! operation's head in the transaction that inserts its events, in queue
 //! order. After the commit the group's events go to the bus in that same
 //! order through one publishing task: per operation, publish order is
-//! seq order, and nothing is published before it is committed.
+//! seq order, and nothing is published before it is committed. On
+//! PostgreSQL the group also locks its operations and notifies the other
+//! instances, and the relay publishes ([`crate::postgres`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +33,9 @@ use crate::error::Error;
 use crate::group::{Outcome, Work};
 use crate::store::{Appended, Batch, EventDraft};
 
-/// The most appends one transaction takes, by default. Large enough that 100 busy
-/// operations share a commit; small enough that a group's transaction
-/// stays a few milliseconds long.
+/// The most appends one transaction takes, by default. Large enough that
+/// 100 busy operations share a commit; small enough that a group's
+/// transaction stays a few milliseconds long.
 pub const MAX_GROUP: usize = 512;
 
 /// Appends queued beyond this make their callers wait to queue
