@@ -8,6 +8,7 @@
 //! ```text
 //! cargo bench -p optrail-server --bench loadbench -- [--subscribers 1000,10000]
 //!     [--rate 10000] [--per-operation 100] [--seconds 10] [--warmup 2]
+//!     [--phases appends,fanout] [--postgres 1,3] [--peer socketio]
 //! ```
 //!
 //! The server runs in a child process (this binary, re-executed with
@@ -36,6 +37,15 @@ struct Options {
     per_operation: usize,
     seconds: f64,
     warmup: f64,
+    /// Which parts run: `appends` (SQLite append rate and one operation's
+    /// latency at 1 000 events/s, group commit against one transaction per
+    /// append) and `fanout` (the subscriber scenarios).
+    phases: Vec<String>,
+    /// Also run each phase on PostgreSQL with this many instances (each
+    /// count in turn), e.g. `--postgres 1,3`.
+    postgres: Vec<usize>,
+    /// Also run the fan-out scenarios against a Node.js Socket.IO server.
+    peer: bool,
 }
 
 fn main() {
@@ -44,24 +54,201 @@ fn main() {
         .filter(|a| a != "--bench")
         .collect();
     if args.first().map(String::as_str) == Some("--serve") {
-        serve(args.get(1).expect("--serve DATABASE"));
+        let max_group = args.get(2).map_or(optrail_server::commit::MAX_GROUP, |n| {
+            n.parse().expect("--serve DATABASE [MAX_GROUP]")
+        });
+        serve(args.get(1).expect("--serve DATABASE"), max_group);
         return;
     }
     let options = parse(&args);
     raise_descriptor_limit();
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut child = spawn_server(&dir.path().join("bench.db"));
-    let base = read_address(&mut child);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(run(&base, &options, child.id()));
-    // Closing its stdin stops the server; kill it if it lingers.
-    drop(child.stdin.take());
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = child.kill();
-    let _ = child.wait();
+    println!(
+        "clients: this process; load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+    if options.phases.iter().any(|p| p == "appends") {
+        // The baseline first: one transaction per append, as before issue 20.
+        for (name, max_group) in [
+            ("SQLite, one transaction per append (baseline)", 1),
+            ("SQLite, group commit", optrail_server::commit::MAX_GROUP),
+        ] {
+            let server = ChildServer::start(None, max_group);
+            println!(
+                "{name}: server {} (child process, at most {max_group} appends per transaction)",
+                server.base
+            );
+            runtime.block_on(appends(
+                std::slice::from_ref(&server.base),
+                &options,
+                &[server.pid()],
+            ));
+        }
+        for &n in &options.postgres {
+            let cluster = Cluster::start();
+            let servers = ChildServer::several(&cluster.url, n);
+            println!("PostgreSQL × {n}: servers {:?}", bases(&servers));
+            runtime.block_on(appends(&bases(&servers), &options, &pids(&servers)));
+        }
+    }
+    if options.phases.iter().any(|p| p == "fanout") {
+        let server = ChildServer::start(None, optrail_server::commit::MAX_GROUP);
+        println!("SQLite fan-out: server {} (child process)", server.base);
+        runtime.block_on(run(
+            std::slice::from_ref(&server.base),
+            &options,
+            &[server.pid()],
+        ));
+        drop(server);
+        for &n in &options.postgres {
+            let cluster = Cluster::start();
+            let servers = ChildServer::several(&cluster.url, n);
+            println!(
+                "PostgreSQL × {n} fan-out: servers {:?}, subscribers spread over them",
+                bases(&servers)
+            );
+            runtime.block_on(run(&bases(&servers), &options, &pids(&servers)));
+        }
+        if options.peer {
+            println!("peer: Node.js Socket.IO (server/benches/peer/socketio.js), no persistence");
+            for scenario in scenarios(&options) {
+                let peer = Peer::start(scenario.operations, scenario.step_ms);
+                let http = reqwest::Client::new();
+                let bases = std::slice::from_ref(&peer.base);
+                let pids = [peer.child.id()];
+                runtime.block_on(load(&http, bases, &options, &scenario, &pids, true));
+            }
+        }
+    }
+}
+
+/// The Socket.IO peer for one scenario; stopped on drop.
+struct Peer {
+    child: Child,
+    base: String,
+}
+
+impl Peer {
+    fn start(operations: usize, step_ms: u64) -> Peer {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer/socketio.js");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(operations.to_string())
+            .arg(step_ms.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node runs the peer (scripts/setup.sh installs socket.io)");
+        let base = read_address(&mut child);
+        Peer { child, base }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bases(servers: &[ChildServer]) -> Vec<String> {
+    servers.iter().map(|s| s.base.clone()).collect()
+}
+
+fn pids(servers: &[ChildServer]) -> Vec<u32> {
+    servers.iter().map(ChildServer::pid).collect()
+}
+
+/// A throw-away PostgreSQL cluster (scripts/pg.sh, default settings: every
+/// commit is flushed), stopped on drop.
+struct Cluster {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh"))
+            .arg("start")
+            .arg(dir.path().join("pg"))
+            .output()
+            .expect("scripts/pg.sh runs");
+        assert!(
+            output.status.success(),
+            "no PostgreSQL ({}): run scripts/setup.sh",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        Cluster { dir, url }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh"))
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .output();
+    }
+}
+
+/// The server in a child process, on a fresh database; stopped on drop.
+struct ChildServer {
+    _dir: tempfile::TempDir,
+    child: Child,
+    base: String,
+}
+
+impl ChildServer {
+    /// On a fresh SQLite file, or on `postgres`.
+    fn start(postgres: Option<&str>, max_group: usize) -> ChildServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let database = match postgres {
+            Some(url) => std::path::PathBuf::from(url),
+            None => dir.path().join("bench.db"),
+        };
+        let mut child = spawn_server(&database, max_group);
+        let base = read_address(&mut child);
+        ChildServer {
+            _dir: dir,
+            child,
+            base,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `n` instances sharing one PostgreSQL database.
+    fn several(url: &str, n: usize) -> Vec<ChildServer> {
+        (0..n)
+            .map(|_| ChildServer::start(Some(url), optrail_server::commit::MAX_GROUP))
+            .collect()
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        // Closing its stdin stops the server; kill it if it lingers.
+        drop(self.child.stdin.take());
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn parse(args: &[String]) -> Options {
@@ -71,6 +258,9 @@ fn parse(args: &[String]) -> Options {
         per_operation: 100,
         seconds: 10.0,
         warmup: 2.0,
+        phases: vec!["appends".into(), "fanout".into()],
+        postgres: Vec::new(),
+        peer: false,
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -88,6 +278,14 @@ fn parse(args: &[String]) -> Options {
             "--per-operation" => options.per_operation = value.parse().expect("--per-operation N"),
             "--seconds" => options.seconds = value.parse().expect("--seconds S"),
             "--warmup" => options.warmup = value.parse().expect("--warmup S"),
+            "--phases" => options.phases = value.split(',').map(str::to_owned).collect(),
+            "--peer" => options.peer = value == "socketio",
+            "--postgres" => {
+                options.postgres = value
+                    .split(',')
+                    .map(|n| n.parse().expect("--postgres N[,N…]"))
+                    .collect();
+            }
             other => panic!("unknown option {other}"),
         }
     }
@@ -106,7 +304,7 @@ fn raise_descriptor_limit() {
 
 // ----- the server, in the child -------------------------------------------
 
-fn serve(database: &str) {
+fn serve(database: &str, max_group: usize) {
     raise_descriptor_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,6 +317,7 @@ fn serve(database: &str) {
         // Every socket comes from loopback: one client as the cap counts.
         config.limits.sockets_per_client = usize::MAX;
         config.access.demo = true;
+        config.max_group = max_group;
         let server = optrail_server::serve(config)
             .await
             .expect("the server starts");
@@ -135,10 +334,11 @@ fn serve(database: &str) {
     });
 }
 
-fn spawn_server(database: &std::path::Path) -> Child {
+fn spawn_server(database: &std::path::Path, max_group: usize) -> Child {
     Command::new(std::env::current_exe().expect("this binary"))
         .arg("--serve")
         .arg(database)
+        .arg(max_group.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -166,16 +366,31 @@ struct Scenario {
     step_ms: u64,
 }
 
-async fn run(base: &str, options: &Options, server_pid: u32) {
+/// SQLite's append rate (1, 8 and 100 operations appending as fast as
+/// they can) and one operation's delivery latency at 1 000 events/s.
+async fn appends(bases: &[String], options: &Options, server_pids: &[u32]) {
     let http = reqwest::Client::new();
-    println!(
-        "server: {base} (child process); clients: this process; load average before: {}",
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
-    );
-    append_rate(&http, base, 1).await;
-    append_rate(&http, base, 8).await;
+    append_rate(&http, bases, 1).await;
+    append_rate(&http, bases, 8).await;
+    append_rate(&http, bases, 100).await;
+    let scenario = Scenario {
+        name: "one operation at 1 000 events/s".into(),
+        subscribers: 1,
+        operations: 1,
+        step_ms: 1,
+    };
+    load(&http, bases, options, &scenario, server_pids, false).await;
+}
+
+async fn run(bases: &[String], options: &Options, server_pids: &[u32]) {
+    let http = reqwest::Client::new();
+    for scenario in &scenarios(options) {
+        load(&http, bases, options, scenario, server_pids, false).await;
+    }
+}
+
+/// The fan-out scenarios: the one-subscriber baseline, then `--subscribers`.
+fn scenarios(options: &Options) -> Vec<Scenario> {
     let mut scenarios = vec![Scenario {
         name: "baseline".into(),
         subscribers: 1,
@@ -193,9 +408,7 @@ async fn run(base: &str, options: &Options, server_pid: u32) {
             step_ms,
         });
     }
-    for scenario in &scenarios {
-        load(&http, base, options, scenario, server_pid).await;
-    }
+    scenarios
 }
 
 async fn start(http: &reqwest::Client, base: &str, step_ms: u64) -> Operation {
@@ -250,10 +463,11 @@ async fn heads(http: &reqwest::Client, base: &str, ids: &[OperationId]) -> u64 {
 }
 
 /// Appends as fast as the runner goes (`stepMs` 0), nobody subscribed.
-async fn append_rate(http: &reqwest::Client, base: &str, operations: usize) {
+async fn append_rate(http: &reqwest::Client, bases: &[String], operations: usize) {
+    let base = &bases[0];
     let mut ids = Vec::new();
-    for _ in 0..operations {
-        ids.push(start(http, base, 0).await.id);
+    for o in 0..operations {
+        ids.push(start(http, &bases[o % bases.len()], 0).await.id);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let from = heads(http, base, &ids).await;
@@ -263,7 +477,7 @@ async fn append_rate(http: &reqwest::Client, base: &str, operations: usize) {
     let elapsed = began.elapsed().as_secs_f64();
     cancel(http, base, &ids).await;
     println!(
-        "SQLite appends, stepMs 0, no subscribers, {operations} operation(s): {:.0} events/s",
+        "appends, stepMs 0, no subscribers, {operations} operation(s): {:.0} events/s",
         (to - from) as f64 / elapsed
     );
 }
@@ -277,19 +491,30 @@ struct ClientReport {
 
 async fn load(
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     options: &Options,
     scenario: &Scenario,
-    server_pid: u32,
+    server_pids: &[u32],
+    peer: bool,
 ) {
-    // Operations, started evenly over one step so their events interleave.
+    // Operations, started evenly over one step so their events interleave,
+    // and over the instances (each runs those started on it). The peer
+    // runs its rooms `op0`… itself, from its start.
+    let base = &bases[0];
     let mut ids = Vec::new();
     let stagger = Duration::from_millis(scenario.step_ms) / scenario.operations.max(1) as u32;
-    for _ in 0..scenario.operations {
-        ids.push(start(http, base, scenario.step_ms).await.id);
+    for o in 0..scenario.operations {
+        if peer {
+            ids.push(OperationId(format!("op{o}")));
+            continue;
+        }
+        ids.push(
+            start(http, &bases[o % bases.len()], scenario.step_ms)
+                .await
+                .id,
+        );
         tokio::time::sleep(stagger).await;
     }
-    let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (window_tx, window_rx) = watch::channel(None::<(i64, i64)>);
     let subscribed = Arc::new(AtomicUsize::new(0));
@@ -298,37 +523,57 @@ async fn load(
     let setup = Instant::now();
     for i in 0..scenario.subscribers {
         let id = ids[i % ids.len()].clone();
-        let url = ws_url.clone();
+        // Subscribers spread over the instances, each operation's too.
+        let base = &bases[(i / ids.len() + i) % bases.len()];
+        let url = match peer {
+            false => format!("{}/ws", base.replacen("http://", "ws://", 1)),
+            true => format!(
+                "{}/socket.io/?EIO=4&transport=websocket",
+                base.replacen("http://", "ws://", 1)
+            ),
+        };
         let stop = stop_rx.clone();
         let window = window_rx.clone();
         let subscribed = subscribed.clone();
         let connecting = connecting.clone();
         clients.push(tokio::spawn(async move {
-            client(url, id, stop, window, subscribed, connecting).await
+            client(url, id, stop, window, subscribed, connecting, peer).await
         }));
     }
     while subscribed.load(Ordering::Relaxed) < scenario.subscribers {
-        if setup.elapsed() > Duration::from_secs(120) {
-            panic!(
-                "only {} of {} subscribed after 2 minutes",
+        if setup.elapsed() > Duration::from_secs(60) {
+            println!(
+                "  only {} of {} subscribed after a minute; measuring those",
                 subscribed.load(Ordering::Relaxed),
                 scenario.subscribers
             );
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let setup = setup.elapsed();
     tokio::time::sleep(Duration::from_secs_f64(options.warmup)).await;
-    let from_head = heads(http, base, &ids).await;
+    let from_head = if peer {
+        0
+    } else {
+        heads(http, base, &ids).await
+    };
     let began = now_us();
     let measured = Instant::now();
     let _ = window_tx.send(Some((began, began + (options.seconds * 1e6) as i64)));
     tokio::time::sleep(Duration::from_secs_f64(options.seconds)).await;
     let elapsed = measured.elapsed().as_secs_f64();
-    let to_head = heads(http, base, &ids).await;
+    let to_head = if peer {
+        0
+    } else {
+        heads(http, base, &ids).await
+    };
     let memory = format!(
         "resident memory: server {} MiB, clients {} MiB; load average {}",
-        rss_mib(&server_pid.to_string()),
+        server_pids
+            .iter()
+            .map(|pid| rss_mib(&pid.to_string()))
+            .sum::<u64>(),
         rss_mib("self"),
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
@@ -346,7 +591,9 @@ async fn load(
         gaps += report.gaps;
         disconnected += usize::from(report.disconnected);
     }
-    cancel(http, base, &ids).await;
+    if !peer {
+        cancel(http, base, &ids).await;
+    }
     latencies.sort_unstable();
     let pct = |p: f64| -> f64 {
         if latencies.is_empty() {
@@ -405,19 +652,47 @@ async fn client(
     window: watch::Receiver<Option<(i64, i64)>>,
     subscribed: Arc<AtomicUsize>,
     connecting: Arc<Semaphore>,
+    peer: bool,
 ) -> ClientReport {
     let mut report = ClientReport::default();
     let permit = connecting.acquire_owned().await;
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024);
-    let connecting = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
-    let (mut ws, _) = match connecting.await {
-        Ok(pair) => pair,
-        Err(e) => panic!("connect: {e}"),
+    // A server whose accept queue overflows resets connections: retry a
+    // few times, then count this subscriber as dropped.
+    let mut attempts = 0;
+    let mut ws = loop {
+        let connecting =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+        match connecting.await {
+            Ok((ws, _)) => break ws,
+            Err(_) if attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempts)).await;
+            }
+            Err(e) => {
+                eprintln!("connect: {e}");
+                report.disconnected = true;
+                return report;
+            }
+        }
     };
-    let subscribe = json!({"type": "subscribe", "operationId": id, "after": 0}).to_string();
-    ws.send(Message::text(subscribe)).await.expect("subscribe");
+    if peer {
+        // Engine.IO's open packet, then Socket.IO's namespace connect.
+        let _open = ws.next().await;
+        ws.send(Message::text("40")).await.expect("connect");
+        while let Some(Ok(message)) = ws.next().await {
+            if message.to_text().is_ok_and(|t| t.starts_with("40")) {
+                break;
+            }
+        }
+        let subscribe = format!(r#"42["subscribe","{id}"]"#);
+        ws.send(Message::text(subscribe)).await.expect("subscribe");
+    } else {
+        let subscribe = json!({"type": "subscribe", "operationId": id, "after": 0}).to_string();
+        ws.send(Message::text(subscribe)).await.expect("subscribe");
+    }
     drop(permit);
     let mut last_seq: Option<u64> = None;
     loop {
@@ -434,7 +709,7 @@ async fn client(
         };
         let received = now_us();
         let text = text.as_str();
-        if text.starts_with(r#"{"type":"event""#) {
+        if text.starts_with(r#"{"type":"event""#) || text.starts_with(r#"42["event","#) {
             let (Some(seq), Some(at)) = (field_u64(text, "\"seq\":"), happened_at_us(text)) else {
                 continue;
             };
@@ -451,11 +726,16 @@ async fn client(
                     .latencies_us
                     .push(u32::try_from((received - at).max(0)).unwrap_or(u32::MAX));
             }
-        } else if text.starts_with(r#"{"type":"subscribed""#) {
+        } else if text.starts_with(r#"{"type":"subscribed""#)
+            || text.starts_with(r#"42["subscribed","#)
+        {
             last_seq = field_u64(text, "\"head\":");
             subscribed.fetch_add(1, Ordering::Relaxed);
         } else if text.starts_with(r#"{"type":"ping""#) {
             let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+        } else if text == "2" {
+            // Engine.IO's ping.
+            let _ = ws.send(Message::text("3")).await;
         }
     }
     let _ = ws.close(None).await;

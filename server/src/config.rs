@@ -13,7 +13,8 @@ use crate::client::IpNet;
 pub struct Config {
     /// Where to listen; port 0 picks a free one (see `Server::local_addr`).
     pub listen: SocketAddr,
-    /// The SQLite file; it and its parent directory are created if missing.
+    /// The SQLite file (it and its parent directory are created if
+    /// missing), or a `postgres://` URL that several instances may share.
     pub database: PathBuf,
     /// The built widget (`index.html` and its assets), served at `/`.
     pub static_dir: Option<PathBuf>,
@@ -31,11 +32,15 @@ pub struct Config {
     /// Who may do what: demo mode, the publisher key, viewer tokens.
     pub access: Access,
     pub durability: Durability,
+    /// The most appends one transaction holds (group commit); 1 commits
+    /// each append alone, as before issue 20 (a benchmark's baseline).
+    pub max_group: usize,
     pub retention: Retention,
     pub limits: Limits,
 }
 
-/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode).
+/// How hard a commit waits for the disk (SQLite's `synchronous` in WAL mode;
+/// on PostgreSQL the server's own `synchronous_commit` decides).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
     /// Every commit is on the disk before it is published: a power cut
@@ -81,6 +86,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             access: Access::default(),
             durability: Durability::default(),
+            max_group: crate::commit::MAX_GROUP,
             retention: Retention::default(),
             limits: Limits::default(),
         }

@@ -8,18 +8,15 @@
 //! which the publisher follows (HTTP or WebSocket, with its key) and
 //! answers by ending the operation with a `Canceled` terminal event.
 
-use std::sync::Arc;
-
 use optrail_core::{Epoch, EventId, EventType, Operation, OperationId, Seq, Status, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::auth::{Audience, Owner};
-use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::routes::parse_operation_id;
 use crate::runner::{now, random_hex};
-use crate::store::{Batch, EventDraft, NewOperation, Store};
+use crate::store::{EventDraft, NewOperation, Store};
 
 /// The event type of a viewer's cancel request on a fed operation.
 pub const CANCEL_REQUESTED: &str = "CancelRequested";
@@ -94,24 +91,17 @@ pub struct AppendResponse {
     pub events: Vec<EventSeq>,
 }
 
+/// Publish order is the store's business: it publishes each commit after
+/// it, in seq order per operation, even when two batches or a cancel
+/// request race.
 #[derive(Debug)]
 pub struct Feed {
     store: Store,
-    bus: Arc<Bus>,
-    /// Held across "append, then publish": per operation, publish order is
-    /// seq order even when two batches or a cancel request race. One lock
-    /// for all fed operations costs nothing that the single SQLite writer
-    /// does not already serialize.
-    order: tokio::sync::Mutex<()>,
 }
 
 impl Feed {
-    pub fn new(store: Store, bus: Arc<Bus>) -> Feed {
-        Feed {
-            store,
-            bus,
-            order: tokio::sync::Mutex::new(()),
-        }
+    pub fn new(store: Store) -> Feed {
+        Feed { store }
     }
 
     /// Creates a fed operation; `true` if it was created now, `false` if a
@@ -168,7 +158,7 @@ impl Feed {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<EventId> = drafts.iter().map(|d| d.id.clone()).collect();
-        let batch = self.commit(id, drafts, received).await?;
+        let batch = self.store.append_batch(id, drafts, received).await?;
         Ok(AppendResponse {
             operation_id: id.clone(),
             epoch: batch.head.epoch,
@@ -201,26 +191,12 @@ impl Feed {
             details: Map::new(),
             status: Status::Running,
         };
-        let batch = self.commit(id, vec![request], now()).await?;
+        let batch = self.store.append_batch(id, vec![request], now()).await?;
         tracing::info!(operation = %id, seq = ?batch.seqs.first(), "cancel requested");
         self.store
             .operation(id, &Audience::All)
             .await?
             .ok_or_else(|| Error::OperationNotFound(id.clone()))
-    }
-
-    async fn commit(
-        &self,
-        id: &OperationId,
-        drafts: Vec<EventDraft>,
-        received: Timestamp,
-    ) -> Result<Batch, Error> {
-        let _order = self.order.lock().await;
-        let batch = self.store.append_batch(id, drafts, received).await?;
-        for appended in &batch.appended {
-            self.bus.publish(Published::new(id, appended));
-        }
-        Ok(batch)
     }
 }
 

@@ -21,13 +21,17 @@
 pub mod auth;
 pub mod bus;
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod conformance;
 pub mod error;
 pub mod feed;
+mod group;
 pub mod host;
 pub mod live;
 pub mod origin;
+pub mod postgres;
+mod relay;
 pub mod retention;
 pub mod routes;
 pub mod runner;
@@ -49,7 +53,6 @@ pub use config::{Config, Durability, Limits, Retention};
 pub use error::Error;
 pub use routes::router;
 
-use bus::Bus;
 use client::SocketCount;
 use feed::Feed;
 use runner::Runner;
@@ -61,7 +64,7 @@ use throttle::StartThrottle;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
-    pub bus: Arc<Bus>,
+    pub bus: Arc<bus::Bus>,
     pub runner: Arc<Runner>,
     pub feed: Arc<Feed>,
     pub throttle: Arc<StartThrottle>,
@@ -78,21 +81,41 @@ pub struct App {
     state: AppState,
     shutdown: watch::Sender<bool>,
     retention: Option<JoinHandle<()>>,
+    /// Postgres: adopts the runs of instances that died.
+    adoption: Option<JoinHandle<()>>,
 }
+
+/// How often an instance sharing a Postgres database looks for runs that
+/// no live instance holds (one that died mid-run).
+pub const ADOPT_EVERY: Duration = Duration::from_secs(1);
 
 impl App {
     /// Opens the database (creating it), migrates it and resumes every
     /// operation that was running when the last server stopped.
     pub async fn open(config: Config) -> Result<App, Error> {
-        let store = Store::open(&config.database, config.durability).await?;
-        let bus = Arc::new(Bus::new());
-        let runner = Runner::new(store.clone(), bus.clone());
-        let feed = Arc::new(Feed::new(store.clone(), bus.clone()));
+        let store =
+            Store::open_grouped(&config.database, config.durability, config.max_group).await?;
+        let bus = store.bus().clone();
+        let runner = Runner::new(store.clone());
+        let feed = Arc::new(Feed::new(store.clone()));
         let retention = retention::spawn(store.clone(), &config.retention);
         let resumed = runner.resume().await?;
         if resumed > 0 {
             tracing::info!(resumed, "resumed unfinished operations");
         }
+        let adoption = store.is_shared().then(|| {
+            let runner = runner.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(ADOPT_EVERY).await;
+                    match runner.resume().await {
+                        Ok(0) => {}
+                        Ok(adopted) => tracing::info!(adopted, "adopted runs of another instance"),
+                        Err(e) => tracing::error!(error = %e, "looking for runs to adopt failed"),
+                    }
+                }
+            })
+        });
         let (shutdown, stopping) = watch::channel(false);
         let throttle = Arc::new(StartThrottle::new(config.limits.starts_per_minute));
         Ok(App {
@@ -108,6 +131,7 @@ impl App {
             },
             shutdown,
             retention,
+            adoption,
         })
     }
 
@@ -125,6 +149,9 @@ impl App {
         let _ = self.shutdown.send(true);
         if let Some(sweeper) = &self.retention {
             sweeper.abort();
+        }
+        if let Some(adoption) = &self.adoption {
+            adoption.abort();
         }
         self.state.runner.stop().await;
         self.state.store.close().await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures_util::SinkExt;
 use optrail_core::{ClientFrame, OperationId, Seq, ServerFrame};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -28,6 +29,9 @@ use crate::routes::parse_operation_id;
 /// 401 as other WebSocket protocols do). Every subscription of the socket
 /// ends with it.
 pub const TOKEN_EXPIRED: u16 = 4401;
+
+/// The most frames one write takes when pushes queued up.
+const MAX_BURST: usize = 64;
 
 /// Who opened the socket: what it may subscribe to, and until when.
 #[derive(Debug, Clone)]
@@ -117,7 +121,7 @@ impl Connection {
                     self.received(message).await
                 }
                 Input::SocketGone => Flow::Stop,
-                Input::Push(published) => self.push(&published).await,
+                Input::Push(published) => self.push(published, &mut queue).await,
                 Input::PingDue => self.send(&ServerFrame::Ping).await,
                 Input::Silent => Flow::Close(close_code::AWAY, "no frame for two ping intervals"),
                 Input::Overflowed => Flow::Close(
@@ -253,6 +257,9 @@ impl Connection {
         // Until the answer, skip nothing: no push is handled before it anyway.
         self.subscriptions.insert(id.clone(), Seq::ZERO);
         self.app.bus.subscribe(&id, &self.subscriber);
+        // With several instances (Postgres), this one relays the
+        // operation's events from now on, before the head is read.
+        self.app.store.watch(&id).await;
         // Another owner's operation reads as unknown: the answer is the
         // same `operation_not_found` either way.
         match self.app.store.head(&id, &self.watcher.audience).await {
@@ -287,23 +294,42 @@ impl Connection {
         }
     }
 
-    async fn push(&mut self, published: &Published) -> Flow {
+    /// Sends `first` and whatever else is already queued (up to
+    /// [`MAX_BURST`] frames), then flushes once: a connection that fell
+    /// behind catches up with one write instead of one per event. The
+    /// frames are the bus's shared bytes, serialized once per event.
+    async fn push(
+        &mut self,
+        first: Arc<Published>,
+        queue: &mut mpsc::Receiver<Arc<Published>>,
+    ) -> Flow {
+        let mut frames = Vec::new();
+        let mut next = Some(first);
+        while let Some(published) = next.take() {
+            self.frames_for(&published, &mut frames);
+            if frames.len() < MAX_BURST {
+                next = queue.try_recv().ok();
+            }
+        }
+        self.send_all(frames).await
+    }
+
+    /// The frames one push adds: the event, unless the subscription is
+    /// gone or the event was covered by the `subscribed` head, and after a
+    /// terminal event the end of the subscription.
+    fn frames_for(&mut self, published: &Published, frames: &mut Vec<Utf8Bytes>) {
         let id = &published.operation_id;
         match self.subscriptions.get(id) {
             Some(&reported) if published.seq > reported => {}
-            _ => return Flow::Continue,
+            _ => return,
         }
-        if let Flow::Stop = self.send_text(published.frame.clone()).await {
-            return Flow::Stop;
-        }
+        frames.push(published.frame.clone());
         if published.terminal {
             self.end(id);
-            self.send(&ServerFrame::Unsubscribed {
+            let end = ServerFrame::Unsubscribed {
                 operation_id: id.clone(),
-            })
-            .await
-        } else {
-            Flow::Continue
+            };
+            frames.push(Utf8Bytes::from(end.to_json()));
         }
     }
 
@@ -334,9 +360,25 @@ impl Connection {
     /// further ado: it is not reading, so a close frame would not get
     /// through either.
     async fn send_text(&mut self, text: Utf8Bytes) -> Flow {
+        self.send_all(vec![text]).await
+    }
+
+    /// Sends frames in order with one flush at the end, under the same
+    /// patience as [`Connection::send_text`].
+    async fn send_all(&mut self, frames: Vec<Utf8Bytes>) -> Flow {
+        if frames.is_empty() {
+            return Flow::Continue;
+        }
         let patience = 2 * self.app.config.ping_interval;
+        let socket = &mut self.socket;
+        let sending = async move {
+            for frame in frames {
+                socket.feed(Message::Text(frame)).await?;
+            }
+            socket.flush().await
+        };
         tokio::select! {
-            sent = tokio::time::timeout(patience, self.socket.send(Message::Text(text))) => {
+            sent = tokio::time::timeout(patience, sending) => {
                 match sent {
                     Ok(Ok(())) => Flow::Continue,
                     Ok(Err(_)) | Err(_) => Flow::Stop,

@@ -22,7 +22,8 @@ struct Cli {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// SQLite database file, created (with its directory) on first start.
+    /// SQLite database file, created (with its directory) on first start;
+    /// or a `postgres://` URL, which any number of instances may share.
     #[arg(long, env = "OPTRAIL_DATABASE", default_value = "./data/optrail.db")]
     database: PathBuf,
     /// Directory of the built widget, served at / (index.html for unknown paths).
@@ -104,7 +105,13 @@ async fn main() -> ExitCode {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| spec.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+        .unwrap_or_else(|| {
+            Targets::new()
+                .with_default(tracing::Level::INFO)
+                // PostgreSQL's notices ("… already exists, skipping" from
+                // concurrent migrations) are not the operator's business.
+                .with_target("sqlx::postgres::notice", tracing::Level::WARN)
+        });
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer())
         .with(filter)
@@ -131,6 +138,7 @@ async fn main() -> ExitCode {
             Synchronous::Full => Durability::Full,
             Synchronous::Normal => Durability::Normal,
         },
+        max_group: optrail_server::commit::MAX_GROUP,
         retention: Retention {
             max_age: (cli.retain_finished_days > 0)
                 .then(|| Duration::from_secs(cli.retain_finished_days * 24 * 3600)),

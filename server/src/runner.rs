@@ -1,10 +1,10 @@
 //! Runs the simulated operations: one task per unfinished operation, which
-//! appends the next event of its [`Script`] every `stepMs` and publishes it
-//! after the commit.
+//! appends the next event of its [`Script`] every `stepMs` (the store
+//! publishes it after the commit).
 //!
-//! Each operation has an async lock held across "append, then publish", by
-//! its task and by a cancel alike: per operation, publish order is seq
-//! order, and a cancel never interleaves with a half-done step. The step
+//! Each operation has an async lock held across a step's append, by its
+//! task and by a cancel alike: a cancel never interleaves with a half-done
+//! step. The step
 //! is the stream's head, stored with each event, so [`Runner::resume`] after
 //! a restart continues exactly where the last commit left off.
 
@@ -17,7 +17,6 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::auth::{Audience, Owner};
-use crate::bus::{Bus, Published};
 use crate::error::Error;
 use crate::simulation::{Params, Script, Step};
 use crate::store::{EventDraft, NewOperation, Store};
@@ -29,7 +28,7 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 struct Run {
     script: Arc<Script>,
-    /// Held across append + publish.
+    /// Held across a step's append.
     lock: tokio::sync::Mutex<()>,
     task: Mutex<Option<AbortHandle>>,
 }
@@ -52,15 +51,13 @@ struct Runs {
 #[derive(Debug)]
 pub struct Runner {
     store: Store,
-    bus: Arc<Bus>,
     runs: Mutex<Runs>,
 }
 
 impl Runner {
-    pub fn new(store: Store, bus: Arc<Bus>) -> Arc<Runner> {
+    pub fn new(store: Store) -> Arc<Runner> {
         Arc::new(Runner {
             store,
-            bus,
             runs: Mutex::new(Runs::default()),
         })
     }
@@ -78,19 +75,39 @@ impl Runner {
             created_at: now(),
         };
         let operation = self.store.create(&new).await?;
-        self.spawn(new.id, Script::new(params, new.seed), Seq::ZERO);
+        // New, so no other instance holds it; the claim only keeps other
+        // instances from adopting it.
+        if self.store.claim(&new.id).await {
+            self.spawn(new.id, Script::new(params, new.seed), Seq::ZERO);
+        }
         Ok(operation)
     }
 
     /// Restarts the run of every unfinished operation after its last
-    /// committed step; returns how many.
+    /// committed step; returns how many. With several instances
+    /// (Postgres) only the runs no live instance holds are taken, so
+    /// calling it again adopts the runs of an instance that died.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, Error> {
         let mut resumed = 0;
         for unfinished in self.store.unfinished().await? {
+            if lock(&self.runs).by_id.contains_key(&unfinished.id) {
+                continue;
+            }
             match Params::parse(&unfinished.kind, &unfinished.params) {
                 Ok(params) => {
+                    if !self.store.claim(&unfinished.id).await {
+                        continue;
+                    }
+                    // Read again under the claim: the list may be stale.
+                    let head = match self.store.head(&unfinished.id, &Audience::All).await {
+                        Ok(Some(head)) if !head.status.is_terminal() => head.head,
+                        _ => {
+                            self.store.release(&unfinished.id).await;
+                            continue;
+                        }
+                    };
                     let script = Script::new(params, unfinished.seed);
-                    self.spawn(unfinished.id, script, unfinished.head);
+                    self.spawn(unfinished.id, script, head);
                     resumed += 1;
                 }
                 Err(e) => tracing::error!(
@@ -115,7 +132,6 @@ impl Runner {
                     .store
                     .append(id, draft(run.script.canceled()), None)
                     .await?;
-                self.bus.publish(Published::new(id, &appended));
                 run.abort();
                 appended
             }
@@ -129,13 +145,12 @@ impl Runner {
                 let params = Params::parse(&operation.kind, &operation.params)?;
                 let mut step = Script::new(params, 0).canceled();
                 step.details.insert("workerId".into(), "api".into());
-                let appended = self.store.append(id, draft(step), None).await?;
-                self.bus.publish(Published::new(id, &appended));
-                appended
+                self.store.append(id, draft(step), None).await?
             }
         };
         if let Some(run) = run {
             self.forget(id, &run);
+            self.store.release(id).await;
         }
         tracing::info!(operation = %id, seq = ?appended.event.seq, "canceled");
         self.store
@@ -199,7 +214,6 @@ impl Runner {
                 Ok(appended) => {
                     head = appended.event.seq.unwrap_or(head.next());
                     let terminal = appended.status.is_terminal();
-                    self.bus.publish(Published::new(&id, &appended));
                     drop(guard);
                     if terminal {
                         break;
@@ -223,6 +237,7 @@ impl Runner {
             }
         }
         self.forget(&id, &run);
+        self.store.release(&id).await;
     }
 
     fn forget(&self, id: &OperationId, run: &Arc<Run>) {

@@ -1,16 +1,21 @@
-//! Operations and their event streams in SQLite (WAL mode).
+//! Operations and their event streams in SQLite (WAL mode), or in
+//! PostgreSQL shared by several server instances ([`crate::postgres`]).
 //!
 //! All writes go through one connection, so transactions never fight over
 //! SQLite's write lock; reads use a small pool of read-only connections that
 //! see a consistent snapshot per transaction. [`Store::append`] assigns
 //! `seq = head + 1` and moves `head` in the transaction that inserts the
 //! event: seqs are gap-free, and the runner's step (which is `head`)
-//! survives any restart together with the event it produced.
+//! survives any restart together with the event it produced. Appends of
+//! all operations that wait at the same time share one transaction (group
+//! commit, [`crate::commit`]), and the store publishes what it committed
+//! to its [`Bus`] after the commit, in seq order per operation.
 
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use optrail_core::{
@@ -19,15 +24,19 @@ use optrail_core::{
 };
 use serde_json::{Map, Value};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::PgPool;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+use tokio::sync::mpsc;
 
 use crate::auth::{Audience, Owner};
+use crate::bus::Bus;
+use crate::commit::{CommitStats, Commits, MAX_GROUP, Writer, publish_all};
 use crate::config::Durability;
 use crate::error::Error;
+use crate::postgres::Shared;
 
 /// The schema, embedded so the binary carries it (and without sqlx's
 /// proc macros, which would build SQLite a second time for the host).
@@ -44,8 +53,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// A database's migrations, embedded in the binary.
 #[derive(Debug)]
-struct EmbeddedMigrations;
+pub(crate) struct EmbeddedMigrations(pub &'static [(i64, &'static str, &'static str)]);
 
 impl MigrationSource<'static> for EmbeddedMigrations {
     fn resolve(
@@ -54,7 +64,8 @@ impl MigrationSource<'static> for EmbeddedMigrations {
         Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 'static>,
     > {
         Box::pin(async {
-            Ok(MIGRATIONS
+            Ok(self
+                .0
                 .iter()
                 .map(|&(version, description, sql)| {
                     Migration::new(
@@ -137,14 +148,92 @@ pub struct Unfinished {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    db: Db,
+    /// Where appends wait for the next group commit.
+    commits: Commits,
+    /// Where committed events are published, after their commit.
+    bus: Arc<Bus>,
+    /// Postgres only: which operations' runs this instance holds.
+    shared: Option<Arc<Shared>>,
+}
+
+/// The database behind a store.
+#[derive(Debug, Clone)]
+enum Db {
+    /// One file: a single writer connection and a few readers.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    /// Shared by any number of server instances.
+    Postgres(PgPool),
+}
+
+/// Runs one body against either database: `sql("… ? …")` gives the
+/// statement with `?` placeholders (SQLite) or `$1, $2, …` (Postgres), and
+/// `$pool` is SQLite's `$side` pool or Postgres's pool.
+macro_rules! on_db {
+    ($db:expr, $side:ident, |$pool:ident, $sql:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite { $side: $pool, .. } => {
+                let $sql = |text: &str| text.to_owned();
+                $body
+            }
+            Db::Postgres($pool) => {
+                let $sql = numbered;
+                $body
+            }
+        }
+    };
+}
+
+/// `?` placeholders as Postgres's `$1, $2, …` (our statements have no `?`
+/// inside literals).
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `--database`: a `postgres://` (or `postgresql://`) URL, else a file.
+pub fn is_postgres_url(database: &Path) -> bool {
+    database
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 impl Store {
     /// Opens (creating if needed) the database file and its directory, and
-    /// brings the schema up to date.
+    /// brings the schema up to date. A `postgres://` URL opens PostgreSQL.
     pub async fn open(path: &Path, durability: Durability) -> Result<Store, Error> {
+        Self::open_grouped(path, durability, MAX_GROUP).await
+    }
+
+    /// [`Store::open`], with at most `max_group` appends per transaction.
+    pub async fn open_grouped(
+        path: &Path,
+        durability: Durability,
+        max_group: usize,
+    ) -> Result<Store, Error> {
+        if is_postgres_url(path) {
+            let url = path.to_str().unwrap_or_default();
+            let opened = crate::postgres::open(url, max_group).await?;
+            return Ok(Store {
+                db: Db::Postgres(opened.pool),
+                commits: opened.commits,
+                bus: opened.bus,
+                shared: Some(Arc::new(opened.shared)),
+            });
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 Error::Internal(format!("cannot create directory {}: {e}", parent.display()))
@@ -159,6 +248,15 @@ impl Store {
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
+                    // A group commit writes every page its appends touched,
+                    // about two per operation in the group (the events' and
+                    // their ids' B-tree leaves): small pages write less. It
+                    // applies to new databases only.
+                    .page_size(1024)
+                    // Checkpoint after 16 MiB of WAL rather than 1 000 pages:
+                    // a hot page is copied to the database once per
+                    // checkpoint, however often it was committed.
+                    .pragma("wal_autocheckpoint", "16000")
                     .journal_mode(SqliteJournalMode::Wal)
                     // FULL: a commit is on the disk before it is published.
                     // NORMAL survives a crash of the process but not a power
@@ -169,7 +267,7 @@ impl Store {
                     }),
             )
             .await?;
-        Migrator::new(EmbeddedMigrations)
+        Migrator::new(EmbeddedMigrations(MIGRATIONS))
             .await?
             .run(&writer)
             .await?;
@@ -177,13 +275,75 @@ impl Store {
             .max_connections(4)
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Store { writer, reader })
+        let bus = Arc::new(Bus::new());
+        let (committed, to_publish) = mpsc::unbounded_channel();
+        tokio::spawn(publish_all(bus.clone(), to_publish));
+        let commits = Commits::spawn(Writer::Sqlite(writer.clone()), committed, max_group);
+        Ok(Store {
+            db: Db::Sqlite { writer, reader },
+            commits,
+            bus,
+            shared: None,
+        })
     }
 
-    /// What the writer's commits wait for, as SQLite reports it.
+    /// Whether other server instances may share the database (Postgres):
+    /// runs are then claimed before they start.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Takes the run of operation `id` for this instance; `false` if
+    /// another live instance holds it. Always `true` on SQLite.
+    pub async fn claim(&self, id: &OperationId) -> bool {
+        match &self.shared {
+            Some(shared) => shared.claim(id).await,
+            None => true,
+        }
+    }
+
+    /// Gives the run of `id` up (it ended here).
+    pub async fn release(&self, id: &OperationId) {
+        if let Some(shared) = &self.shared {
+            shared.release(id).await;
+        }
+    }
+
+    /// Before a subscriber reads the head: makes sure this instance relays
+    /// every event of `id` committed from now on, by any instance. A no-op
+    /// on SQLite, where every commit is this process's own.
+    pub async fn watch(&self, id: &OperationId) {
+        if let Some(shared) = &self.shared {
+            shared.watch(id).await;
+        }
+    }
+
+    /// How the appends so far were grouped into transactions.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.commits.stats()
+    }
+
+    /// The fan-out of this store's committed events to live connections.
+    pub fn bus(&self) -> &Arc<Bus> {
+        &self.bus
+    }
+
+    /// What the writer's commits wait for, as the database reports it.
     pub async fn durability(&self) -> Result<Durability, Error> {
+        let writer = match &self.db {
+            Db::Sqlite { writer, .. } => writer,
+            Db::Postgres(pool) => {
+                let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+                    .fetch_one(pool)
+                    .await?;
+                return Ok(match setting.as_str() {
+                    "off" => Durability::Normal,
+                    _ => Durability::Full,
+                });
+            }
+        };
         let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&self.writer)
+            .fetch_one(writer)
             .await?;
         match level {
             2 | 3 => Ok(Durability::Full),
@@ -196,28 +356,39 @@ impl Store {
 
     /// Waits for in-flight queries and closes every connection.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        if let Some(shared) = &self.shared {
+            shared.close().await;
+        }
+        match &self.db {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 
     pub async fn create(&self, new: &NewOperation) -> Result<Operation, Error> {
         let params = serde_json::to_string(&new.params)
             .map_err(|e| Error::Internal(format!("params do not serialize: {e}")))?;
-        sqlx::query(
-            "INSERT INTO operations (id, owner, fed, kind, status, created_at, updated_at, params, seed)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(new.id.as_str())
-        .bind(new.owner.as_str())
-        .bind(new.fed)
-        .bind(&new.kind)
-        .bind(status_name(Status::NotStarted))
-        .bind(new.created_at.millis())
-        .bind(new.created_at.millis())
-        .bind(params)
-        .bind(seed_to_sql(new.seed))
-        .execute(&self.writer)
-        .await?;
+        on_db!(&self.db, writer, |pool, sql| {
+            sqlx::query(&sql(
+                "INSERT INTO operations (id, owner, fed, kind, status, created_at, updated_at, params, seed)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(new.id.as_str())
+            .bind(new.owner.as_str())
+            .bind(i64::from(new.fed))
+            .bind(&new.kind)
+            .bind(status_name(Status::NotStarted))
+            .bind(new.created_at.millis())
+            .bind(new.created_at.millis())
+            .bind(&params)
+            .bind(seed_to_sql(new.seed))
+            .execute(pool)
+            .await
+            .map(drop)?
+        });
         Ok(Operation {
             id: new.id.clone(),
             kind: new.kind.clone(),
@@ -238,16 +409,19 @@ impl Store {
         match self.create(new).await {
             Ok(operation) => Ok((operation, true)),
             Err(Error::Storage(sqlx::Error::Database(e))) if e.is_unique_violation() => {
-                let row = sqlx::query(&format!(
-                    "{OPERATION_COLUMNS} WHERE id = ? AND owner = ? AND kind = ? AND fed = 1"
-                ))
-                .bind(new.id.as_str())
-                .bind(new.owner.as_str())
-                .bind(&new.kind)
-                .fetch_optional(&self.writer)
-                .await?;
-                match row {
-                    Some(row) => Ok((operation_from_row(&row)?, false)),
+                let operation = on_db!(&self.db, writer, |pool, sql| {
+                    let row = sqlx::query(&sql(&format!(
+                        "{OPERATION_COLUMNS} WHERE id = ? AND owner = ? AND kind = ? AND fed = 1"
+                    )))
+                    .bind(new.id.as_str())
+                    .bind(new.owner.as_str())
+                    .bind(&new.kind)
+                    .fetch_optional(pool)
+                    .await?;
+                    row.as_ref().map(operation_from_row).transpose()?
+                });
+                match operation {
+                    Some(operation) => Ok((operation, false)),
                     None => Err(Error::OperationExists(new.id.clone())),
                 }
             }
@@ -256,165 +430,37 @@ impl Store {
     }
 
     /// Appends one event: `seq = head + 1`, in one transaction with the
-    /// operation's new head and status. Refuses to append after a terminal
-    /// event, and, with `after`, unless the head is still `after`: a run's
-    /// step is its head, so a step computed from a stale head (another
-    /// writer, a late commit of a crashed process) must not be stored.
+    /// operation's new head and status, and publishes it after the commit.
+    /// Refuses to append after a terminal event, and, with `after`, unless
+    /// the head is still `after`: a run's step is its head, so a step
+    /// computed from a stale head (another writer, a late commit of a
+    /// crashed process) must not be stored. The transaction is shared with
+    /// the appends of other operations waiting at the same time (see
+    /// [`commit`](crate::commit)).
     pub async fn append(
         &self,
         id: &OperationId,
         draft: EventDraft,
         after: Option<Seq>,
     ) -> Result<Appended, Error> {
-        let details = serde_json::to_string(&draft.details)
-            .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-        let percentage = draft.details.get("percentage").and_then(Value::as_f64);
-        let mut tx = self.writer.begin().await?;
-        // Moving the head first both takes the seq and refuses a finished
-        // operation, in one statement.
-        let moved = sqlx::query(
-            "UPDATE operations
-             SET head = head + 1, status = ?, updated_at = ?,
-                 percent_complete = COALESCE(?, percent_complete)
-             WHERE id = ? AND status IN ('NotStarted', 'Running') AND (? IS NULL OR head = ?)
-             RETURNING num, head, epoch",
-        )
-        .bind(status_name(draft.status))
-        .bind(draft.happened_at.millis())
-        .bind(percentage)
-        .bind(id.as_str())
-        .bind(after.map(seq_to_sql))
-        .bind(after.map(seq_to_sql))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = moved else {
-            tx.rollback().await?;
-            return Err(match self.head(id, &Audience::All).await? {
-                Some(head) if head.status.is_terminal() => Error::OperationFinished(id.clone()),
-                Some(head) => Error::Internal(format!(
-                    "operation {id} is at seq {} where {} was expected: another writer \
-                     appended; continuing from the stored head",
-                    head.head,
-                    after.unwrap_or_default()
-                )),
-                None => Error::OperationNotFound(id.clone()),
-            });
-        };
-        let num: i64 = row.try_get("num")?;
-        let seq = seq_from_sql(row.try_get("head")?)?;
-        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-        sqlx::query(
-            "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(num)
-        .bind(seq_to_sql(seq))
-        .bind(&draft.id.0)
-        .bind(draft.kind.as_str())
-        .bind(&draft.message)
-        .bind(draft.happened_at.millis())
-        .bind(&details)
-        .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(appended(draft, seq, epoch))
+        self.commits.append(id, draft, after).await
     }
 
-    /// Appends a publisher's batch in one transaction, in order, each new
-    /// event at `head + 1`. Idempotent by event id: an id the operation
-    /// already has is not stored again, its seq is returned (so a retried
-    /// batch gets the same seqs and creates nothing). A new event after a
-    /// terminal one refuses the whole batch (`operation_finished`).
-    /// `received` becomes the operation's `updatedAt`: a publisher's
-    /// `happenedAt` may lie in the past, and retention counts from it.
+    /// Appends a publisher's batch atomically, in order, each new event at
+    /// `head + 1`, and publishes what it stored after the commit.
+    /// Idempotent by event id: an id the operation already has is not
+    /// stored again, its seq is returned (so a retried batch gets the same
+    /// seqs and creates nothing). A new event after a terminal one refuses
+    /// the whole batch (`operation_finished`). `received` becomes the
+    /// operation's `updatedAt`: a publisher's `happenedAt` may lie in the
+    /// past, and retention counts from it.
     pub async fn append_batch(
         &self,
         id: &OperationId,
         drafts: Vec<EventDraft>,
         received: Timestamp,
     ) -> Result<Batch, Error> {
-        let mut tx = self.writer.begin().await?;
-        let Some(row) = sqlx::query(
-            "SELECT num, epoch, head, status, percent_complete FROM operations WHERE id = ?",
-        )
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Err(Error::OperationNotFound(id.clone()));
-        };
-        let num: i64 = row.try_get("num")?;
-        let epoch = epoch_from_sql(row.try_get("epoch")?)?;
-        let mut head = seq_from_sql(row.try_get("head")?)?;
-        let mut status = parse_status(&row.try_get::<String, _>("status")?)?;
-        let mut percent: Option<f64> = row.try_get("percent_complete")?;
-        let mut appended_any = false;
-        let mut seqs = Vec::with_capacity(drafts.len());
-        let mut new = Vec::new();
-        for draft in drafts {
-            let stored = sqlx::query("SELECT seq FROM events WHERE operation_num = ? AND id = ?")
-                .bind(num)
-                .bind(&draft.id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(stored) = stored {
-                seqs.push(seq_from_sql(stored.try_get("seq")?)?);
-                continue;
-            }
-            if status.is_terminal() {
-                return Err(Error::OperationFinished(id.clone()));
-            }
-            let details = serde_json::to_string(&draft.details)
-                .map_err(|e| Error::Internal(format!("event details do not serialize: {e}")))?;
-            head = head.next();
-            status = draft.status;
-            percent = draft
-                .details
-                .get("percentage")
-                .and_then(Value::as_f64)
-                .or(percent);
-            appended_any = true;
-            sqlx::query(
-                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(num)
-            .bind(seq_to_sql(head))
-            .bind(&draft.id.0)
-            .bind(draft.kind.as_str())
-            .bind(&draft.message)
-            .bind(draft.happened_at.millis())
-            .bind(&details)
-            .bind(draft.status.is_terminal().then(|| status_name(draft.status)))
-            .execute(&mut *tx)
-            .await?;
-            seqs.push(head);
-            new.push(appended(draft, head, epoch));
-        }
-        if appended_any {
-            sqlx::query(
-                "UPDATE operations SET head = ?, status = ?, updated_at = ?, percent_complete = ?
-                 WHERE num = ?",
-            )
-            .bind(seq_to_sql(head))
-            .bind(status_name(status))
-            .bind(received.millis())
-            .bind(percent)
-            .bind(num)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Batch {
-            seqs,
-            appended: new,
-            head: StreamHead {
-                epoch,
-                head,
-                status,
-            },
-        })
+        self.commits.append_batch(id, drafts, received).await
     }
 
     /// The operation, if `audience` may see it: an operation of another
@@ -424,13 +470,15 @@ impl Store {
         id: &OperationId,
         audience: &Audience,
     ) -> Result<Option<Operation>, Error> {
-        let row = sqlx::query(&format!("{OPERATION_COLUMNS} WHERE id = ? {VISIBLE}"))
-            .bind(id.as_str())
-            .bind(audience.owner())
-            .bind(audience.owner())
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(operation_from_row).transpose()
+        on_db!(&self.db, reader, |pool, sql| {
+            let row = sqlx::query(&sql(&format!("{OPERATION_COLUMNS} WHERE id = ? {VISIBLE}")))
+                .bind(id.as_str())
+                .bind(audience.owner())
+                .bind(audience.owner())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(operation_from_row).transpose()
+        })
     }
 
     /// Whether the operation is publisher-fed, if `audience` may see it.
@@ -439,16 +487,18 @@ impl Store {
         id: &OperationId,
         audience: &Audience,
     ) -> Result<Option<bool>, Error> {
-        let row = sqlx::query(&format!(
-            "SELECT fed FROM operations WHERE id = ? {VISIBLE}"
-        ))
-        .bind(id.as_str())
-        .bind(audience.owner())
-        .bind(audience.owner())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| row.try_get::<bool, _>("fed").map_err(Error::from))
-            .transpose()
+        on_db!(&self.db, reader, |pool, sql| {
+            let row = sqlx::query(&sql(&format!(
+                "SELECT fed FROM operations WHERE id = ? {VISIBLE}"
+            )))
+            .bind(id.as_str())
+            .bind(audience.owner())
+            .bind(audience.owner())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| Ok(row.try_get::<i64, _>("fed")? != 0))
+                .transpose()
+        })
     }
 
     /// Newest first, only what `audience` may see; `before` is the
@@ -459,27 +509,29 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<OperationList, Error> {
-        let rows = sqlx::query(&format!(
-            "{OPERATION_COLUMNS} WHERE num < ? {VISIBLE} ORDER BY num DESC LIMIT ?"
-        ))
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(audience.owner())
-        .bind(audience.owner())
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.reader)
-        .await?;
-        let more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
-        let next_before = match rows.last() {
-            Some(last) if more => Some(last.try_get::<i64, _>("num")?.to_string()),
-            _ => None,
-        };
-        Ok(OperationList {
-            operations: rows
-                .iter()
-                .map(operation_from_row)
-                .collect::<Result<_, _>>()?,
-            next_before,
+        on_db!(&self.db, reader, |pool, sql| {
+            let rows = sqlx::query(&sql(&format!(
+                "{OPERATION_COLUMNS} WHERE num < ? {VISIBLE} ORDER BY num DESC LIMIT ?"
+            )))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(audience.owner())
+            .bind(audience.owner())
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await?;
+            let more = rows.len() > limit as usize;
+            let rows = &rows[..rows.len().min(limit as usize)];
+            let next_before = match rows.last() {
+                Some(last) if more => Some(last.try_get::<i64, _>("num")?.to_string()),
+                _ => None,
+            };
+            Ok(OperationList {
+                operations: rows
+                    .iter()
+                    .map(operation_from_row)
+                    .collect::<Result<_, _>>()?,
+                next_before,
+            })
         })
     }
 
@@ -490,22 +542,24 @@ impl Store {
         id: &OperationId,
         audience: &Audience,
     ) -> Result<Option<StreamHead>, Error> {
-        let row = sqlx::query(&format!(
-            "SELECT epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
-        ))
-        .bind(id.as_str())
-        .bind(audience.owner())
-        .bind(audience.owner())
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(StreamHead {
-                epoch: epoch_from_sql(row.try_get("epoch")?)?,
-                head: seq_from_sql(row.try_get("head")?)?,
-                status: parse_status(&row.try_get::<String, _>("status")?)?,
+        on_db!(&self.db, reader, |pool, sql| {
+            let row = sqlx::query(&sql(&format!(
+                "SELECT epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
+            )))
+            .bind(id.as_str())
+            .bind(audience.owner())
+            .bind(audience.owner())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| {
+                Ok(StreamHead {
+                    epoch: epoch_from_sql(row.try_get("epoch")?)?,
+                    head: seq_from_sql(row.try_get("head")?)?,
+                    status: parse_status(&row.try_get::<String, _>("status")?)?,
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Events with `seq > after`, at most `limit`, read in one snapshot with
@@ -517,70 +571,78 @@ impl Store {
         after: Seq,
         limit: u32,
     ) -> Result<Option<EventsPage>, Error> {
-        let mut tx: Transaction<'_, Sqlite> = self.reader.begin().await?;
-        let Some(row) = sqlx::query(&format!(
-            "SELECT num, kind, epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
-        ))
-        .bind(id.as_str())
-        .bind(audience.owner())
-        .bind(audience.owner())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let num: i64 = row.try_get("num")?;
-        let head = seq_from_sql(row.try_get("head")?)?;
-        let rows = sqlx::query(
-            "SELECT seq, id, type, message, happened_at, details, status FROM events
-             WHERE operation_num = ? AND seq > ? ORDER BY seq LIMIT ?",
-        )
-        .bind(num)
-        .bind(seq_to_sql(after))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let events = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let last = events
-            .last()
-            .and_then(|e| e.seq)
-            .unwrap_or(after)
-            .max(after);
-        Ok(Some(EventsPage {
-            operation_id: id.clone(),
-            kind: row.try_get("kind")?,
-            epoch: epoch_from_sql(row.try_get("epoch")?)?,
-            head,
-            status: parse_status(&row.try_get::<String, _>("status")?)?,
-            events,
-            has_more: last < head,
-        }))
+        on_db!(&self.db, reader, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            if let Db::Postgres(_) = &self.db {
+                // The head and the events in one snapshot, as on SQLite.
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let Some(row) = sqlx::query(&sql(&format!(
+                "SELECT num, kind, epoch, head, status FROM operations WHERE id = ? {VISIBLE}"
+            )))
+            .bind(id.as_str())
+            .bind(audience.owner())
+            .bind(audience.owner())
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let num: i64 = row.try_get("num")?;
+            let head = seq_from_sql(row.try_get("head")?)?;
+            let rows = sqlx::query(&sql(
+                "SELECT seq, id, type, message, happened_at, details, status FROM events
+                 WHERE operation_num = ? AND seq > ? ORDER BY seq LIMIT ?",
+            ))
+            .bind(num)
+            .bind(seq_to_sql(after))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let events = rows
+                .iter()
+                .map(event_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let last = events
+                .last()
+                .and_then(|e| e.seq)
+                .unwrap_or(after)
+                .max(after);
+            Ok(Some(EventsPage {
+                operation_id: id.clone(),
+                kind: row.try_get("kind")?,
+                epoch: epoch_from_sql(row.try_get("epoch")?)?,
+                head,
+                status: parse_status(&row.try_get::<String, _>("status")?)?,
+                events,
+                has_more: last < head,
+            }))
+        })
     }
 
     /// Simulated operations whose run must continue (after a restart).
     /// Publisher-fed ones are their publisher's to continue.
     pub async fn unfinished(&self) -> Result<Vec<Unfinished>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, kind, params, seed, head FROM operations
-             WHERE status IN ('NotStarted', 'Running') AND fed = 0 ORDER BY num",
-        )
-        .fetch_all(&self.writer)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Unfinished {
-                    id: OperationId(row.try_get("id")?),
-                    kind: row.try_get("kind")?,
-                    params: parse_json(&row.try_get::<String, _>("params")?)?,
-                    seed: seed_from_sql(row.try_get("seed")?),
-                    head: seq_from_sql(row.try_get("head")?)?,
+        on_db!(&self.db, writer, |pool, sql| {
+            let rows = sqlx::query(&sql("SELECT id, kind, params, seed, head FROM operations
+                 WHERE status IN ('NotStarted', 'Running') AND fed = 0 ORDER BY num"))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Unfinished {
+                        id: OperationId(row.try_get("id")?),
+                        kind: row.try_get("kind")?,
+                        params: parse_json(&row.try_get::<String, _>("params")?)?,
+                        seed: seed_from_sql(row.try_get("seed")?),
+                        head: seq_from_sql(row.try_get("head")?)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Removes up to `limit` finished operations last updated before `cutoff`,
@@ -591,54 +653,49 @@ impl Store {
         cutoff: Timestamp,
         limit: u32,
     ) -> Result<u64, Error> {
-        let mut tx = self.writer.begin().await?;
-        let nums: Vec<i64> = sqlx::query_scalar(
-            "SELECT num FROM operations
-             WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < ?
-             ORDER BY updated_at LIMIT ?",
-        )
-        .bind(cutoff.millis())
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await?;
-        for &num in &nums {
-            sqlx::query("DELETE FROM events WHERE operation_num = ?")
-                .bind(num)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM operations WHERE num = ?")
-                .bind(num)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(nums.len() as u64)
+        on_db!(&self.db, writer, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            let nums: Vec<i64> = sqlx::query_scalar(&sql("SELECT num FROM operations
+                 WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < ?
+                 ORDER BY updated_at LIMIT ?"))
+            .bind(cutoff.millis())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+            for &num in &nums {
+                sqlx::query(&sql("DELETE FROM events WHERE operation_num = ?"))
+                    .bind(num)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(&sql("DELETE FROM operations WHERE num = ?"))
+                    .bind(num)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(nums.len() as u64)
+        })
     }
 }
+
+/// A row of either database.
+pub(crate) trait StoredRow: Row {}
+impl StoredRow for sqlx::sqlite::SqliteRow {}
+impl StoredRow for sqlx::postgres::PgRow {}
 
 /// The visibility filter after a `WHERE`: bind the audience's owner twice.
 const VISIBLE: &str = "AND (? IS NULL OR owner = ?)";
 
-fn appended(draft: EventDraft, seq: Seq, epoch: Epoch) -> Appended {
-    Appended {
-        event: Event {
-            id: draft.id,
-            seq: Some(seq),
-            kind: draft.kind,
-            message: draft.message,
-            happened_at: draft.happened_at,
-            details: draft.details,
-            status: draft.status.is_terminal().then_some(draft.status),
-        },
-        epoch,
-        status: draft.status,
-    }
-}
-
 const OPERATION_COLUMNS: &str = "SELECT num, id, kind, status, created_at, updated_at, epoch, head, \
      percent_complete, params FROM operations";
 
-fn operation_from_row(row: &SqliteRow) -> Result<Operation, Error> {
+fn operation_from_row<R: StoredRow>(row: &R) -> Result<Operation, Error>
+where
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+{
     Ok(Operation {
         id: OperationId(row.try_get("id")?),
         kind: row.try_get("kind")?,
@@ -652,7 +709,12 @@ fn operation_from_row(row: &SqliteRow) -> Result<Operation, Error> {
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<Event, Error> {
+pub(crate) fn event_from_row<R: StoredRow>(row: &R) -> Result<Event, Error>
+where
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
     let details = match parse_json(&row.try_get::<String, _>("details")?)? {
         Value::Object(map) => map,
         other => {
@@ -676,7 +738,7 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, Error> {
     })
 }
 
-fn parse_json(text: &str) -> Result<Value, Error> {
+pub(crate) fn parse_json(text: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::Internal(format!("stored JSON is corrupt: {e}")))
 }
 
@@ -690,7 +752,7 @@ pub(crate) fn status_name(status: Status) -> &'static str {
     }
 }
 
-fn parse_status(name: &str) -> Result<Status, Error> {
+pub(crate) fn parse_status(name: &str) -> Result<Status, Error> {
     Ok(match name {
         "NotStarted" => Status::NotStarted,
         "Running" => Status::Running,
@@ -707,17 +769,17 @@ fn parse_status(name: &str) -> Result<Status, Error> {
 
 /// SQLite integers are i64; seqs never get near 2^63, and a seq read back
 /// negative means the file was tampered with.
-fn seq_to_sql(seq: Seq) -> i64 {
+pub(crate) fn seq_to_sql(seq: Seq) -> i64 {
     i64::try_from(seq.0).unwrap_or(i64::MAX)
 }
 
-fn seq_from_sql(value: i64) -> Result<Seq, Error> {
+pub(crate) fn seq_from_sql(value: i64) -> Result<Seq, Error> {
     u64::try_from(value)
         .map(Seq)
         .map_err(|_| Error::Internal(format!("stored seq {value} is negative")))
 }
 
-fn epoch_from_sql(value: i64) -> Result<Epoch, Error> {
+pub(crate) fn epoch_from_sql(value: i64) -> Result<Epoch, Error> {
     u64::try_from(value)
         .ok()
         .filter(|&e| e >= 1)
@@ -726,10 +788,23 @@ fn epoch_from_sql(value: i64) -> Result<Epoch, Error> {
 }
 
 /// Seeds are any 64 bits; SQLite keeps them as the same bits in an i64.
-fn seed_to_sql(seed: u64) -> i64 {
+pub(crate) fn seed_to_sql(seed: u64) -> i64 {
     i64::from_ne_bytes(seed.to_ne_bytes())
 }
 
-fn seed_from_sql(value: i64) -> u64 {
+pub(crate) fn seed_from_sql(value: i64) -> u64 {
     u64::from_ne_bytes(value.to_ne_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(
+            numbered("WHERE id = ? AND (? IS NULL OR owner = ?)"),
+            "WHERE id = $1 AND ($2 IS NULL OR owner = $3)"
+        );
+    }
 }

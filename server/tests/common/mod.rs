@@ -294,3 +294,57 @@ pub fn successful_payment(steps: u64) -> Vec<(String, Option<f64>)> {
     shape.push(("PaymentSucceeded".to_owned(), Some(100.0)));
     shape
 }
+
+/// A throw-away PostgreSQL cluster (scripts/pg.sh) on a free loopback port,
+/// stopped and removed on drop. Tests that need it fail, never skip, when
+/// PostgreSQL is missing.
+pub struct Postgres {
+    dir: TempDir,
+    pub url: String,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // As root the cluster runs as `postgres`, which must reach the dir.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let output = std::process::Command::new(script)
+            .arg("start")
+            .arg(dir.path().join("pg"))
+            // Durability is not what these tests check; speed is welcome.
+            .env("PG_SETTINGS", "-c fsync=off")
+            .output()
+            .expect("scripts/pg.sh runs");
+        assert!(
+            output.status.success(),
+            "cannot start PostgreSQL for this test ({}); run scripts/setup.sh, which installs it",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+        Self { dir, url }
+    }
+
+    /// Loopback, a random port, demo mode, on this cluster.
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(&self.url);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.limits.starts_per_minute = 100_000;
+        config.access.demo = true;
+        config
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(self.dir.path().join("pg"))
+            .output();
+    }
+}
