@@ -1,19 +1,13 @@
 #!/usr/bin/env bash
 # Installs what optrail needs beyond the Rust toolchain, Node and Python:
 # the wasm32 target and std's source, Trunk, wasm-bindgen-cli (the exact
-<<<<<<< HEAD
-# version in Cargo.lock), wasm-opt (npm's binaryen), terser and axe-core (all from
-# npm, into .tools/), Chromium + ChromeDriver (Debian), and every crate any build
-# or test needs (so later `--offline` builds work on a new machine).
+# version in Cargo.lock), wasm-opt (npm's binaryen), terser, axe-core and
+# socket.io (all from npm, into .tools/), Chromium + ChromeDriver and
+# PostgreSQL (Debian; the server's Postgres tests start throw-away clusters
+# with scripts/pg.sh), and every crate any build or test needs (so later
+# `--offline` builds work on a new machine).
 # Idempotent: each piece is checked first and skipped when present at the
 # right version, so a second run takes a few seconds.
-=======
-# version in Cargo.lock), wasm-opt (npm's binaryen) and terser (both from npm,
-# into .tools/), Chromium + ChromeDriver and PostgreSQL (Debian; the server's
-# Postgres tests start throw-away clusters with scripts/pg.sh). Idempotent: each piece
-# is checked first and skipped when present at the right version, so a second
-# run takes about a second.
->>>>>>> scale-out
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,15 +17,11 @@ TRUNK_VERSION=0.21.14 # 0.22 needs rustc >= 1.96.1
 BINARYEN_VERSION=132
 # Minifies the release JavaScript (scripts/minify-js.sh).
 TERSER_VERSION=5.51.4
-<<<<<<< HEAD
 # Checks the widget's accessibility in the end-to-end suite.
 AXE_VERSION=4.14.1
-APT_PACKAGES=(chromium chromium-driver)
-=======
 # The load benchmark's peer (server/benches/peer/socketio.js).
 SOCKET_IO_VERSION=4.8.1
 APT_PACKAGES=(chromium chromium-driver postgresql)
->>>>>>> scale-out
 
 say() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 die() { printf '\033[1;31msetup: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -80,15 +70,13 @@ if [ "$(.tools/node_modules/.bin/terser --version 2>/dev/null)" != "terser $TERS
   say "installing terser $TERSER_VERSION from npm into .tools/"
   npm install --silent --no-audit --no-fund --prefix .tools "terser@$TERSER_VERSION" >/dev/null
 fi
-<<<<<<< HEAD
 if [ "$(node -p "require('./.tools/node_modules/axe-core/package.json').version" 2>/dev/null)" != "$AXE_VERSION" ]; then
   say "installing axe-core $AXE_VERSION from npm into .tools/"
   npm install --silent --no-audit --no-fund --prefix .tools "axe-core@$AXE_VERSION" >/dev/null
-=======
+fi
 if [ "$(node -p "require('./.tools/node_modules/socket.io/package.json').version" 2>/dev/null)" != "$SOCKET_IO_VERSION" ]; then
   say "installing socket.io $SOCKET_IO_VERSION from npm into .tools/ (the load benchmark's peer)"
   npm install --silent --no-audit --no-fund --prefix .tools "socket.io@$SOCKET_IO_VERSION" >/dev/null
->>>>>>> scale-out
 fi
 wasm_opt_pin=$(sed -n 's/^wasm_opt *= *"\(.*\)"/\1/p' Trunk.toml)
 [ "$wasm_opt_pin" = "version_$BINARYEN_VERSION" ] || die "Trunk.toml pins wasm_opt $wasm_opt_pin but setup installs version_$BINARYEN_VERSION"
@@ -106,7 +94,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v chromedriver >/dev/null || die "chromedriver is not on PATH after installing chromium-driver"
-<<<<<<< HEAD
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no initdb under /usr/lib/postgresql after installing postgresql"
 
 # Every crate a build or test needs, fetched now so that the `--offline`
 # builds after this (Trunk builds offline) find them on a new machine:
@@ -121,6 +109,3 @@ cargo fetch --locked --quiet
   source scripts/bundle.sh
   cargo fetch --locked --quiet --target wasm32-unknown-unknown
 )
-=======
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || die "no initdb under /usr/lib/postgresql after installing postgresql"
->>>>>>> scale-out
