@@ -1,8 +1,8 @@
 //! What `synchronous = FULL` (the default) costs against NORMAL: sequential
 //! single-event appends through the store, both settings alternated in one
-//! run on the same disk. A measurement, not a check: run it with
-//! `cargo test -p optrail-server --test durability_cost -- --ignored --nocapture`
-//! (BENCHMARKS.md has the figures).
+//! run on the same disk. Prints figures, asserts nothing:
+//! `cargo bench -p optrail-server --bench durability_cost` (BENCHMARKS.md has
+//! the figures).
 
 use std::time::{Duration, Instant};
 
@@ -51,9 +51,8 @@ async fn appends_per_second(durability: Durability) -> f64 {
     APPENDS as f64 / elapsed.as_secs_f64()
 }
 
-#[tokio::test]
-#[ignore = "a measurement for BENCHMARKS.md, not a check"]
-async fn synchronous_full_against_normal() {
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
     let mut full = Vec::new();
     let mut normal = Vec::new();
     for _ in 0..ROUNDS {
