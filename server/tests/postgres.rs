@@ -11,39 +11,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{PATIENCE, Postgres, TestServer, Ws, assert_gap_free};
+use common::{PATIENCE, Postgres, TestServer, Ws, assert_gap_free, passes_conformance};
 use optrail_core::{Event, OperationId, Rng, ServerFrame};
-use optrail_server::auth::{Access, PublisherKey};
-use optrail_server::conformance::{self, Target};
-use optrail_server::token::TokenVerifier;
+use optrail_server::auth::PublisherKey;
 use serde_json::json;
 
+/// The publisher key of the instances started as processes below.
 const KEY: &str = "conformance-publisher-key-0123456789";
-const SECRET: &str = "conformance-token-secret-0123456789abcdef";
 
 #[tokio::test]
 async fn on_postgres_the_server_passes_every_conformance_check() {
     let postgres = Postgres::start();
-    let mut config = postgres.config();
-    config.access = Access {
-        demo: false,
-        publisher_key: Some(PublisherKey::new(KEY).unwrap()),
-        tokens: Some(TokenVerifier::new(SECRET.as_bytes()).unwrap()),
-    };
-    let server = TestServer::start(config).await;
-    let target = Target {
-        base: server.server.url(),
-        publisher_key: KEY.into(),
-        token_secret: Some(SECRET.into()),
-    };
-    let outcomes = conformance::run(&target, |outcome| println!("{outcome}")).await;
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter(|o| !matches!(o.verdict, Some(Ok(()))))
-        .map(ToString::to_string)
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    server.stop().await;
+    passes_conformance(postgres.config()).await;
 }
 
 /// Merges by seq; the same seq twice must be the same event.
