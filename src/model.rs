@@ -1,36 +1,12 @@
 //! What the components render, derived from the session: a small summary
-//! per operation (O(1) to build, whatever the history's length) and, for
-//! the rows a timeline shows, [`EventRow`]s read from the log on demand.
+//! per operation, O(1) to build whatever the history's length. (The rows a
+//! timeline shows it reads from the session's log itself.)
 //! Components never see the session itself.
 
 use optrail_core::{
-    ConnectionState, Event, LogOrder, OperationId, OperationView, Problem, Recovery, Status,
+    ConnectionState, LogOrder, OperationId, OperationView, Problem, Recovery, Status,
 };
 use serde_json::Value;
-
-/// One event as a row of the timeline.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRow {
-    /// Stable key for the DOM (the event id).
-    pub key: String,
-    pub seq: Option<u64>,
-    pub kind: String,
-    pub message: String,
-    /// ms since the epoch.
-    pub at: i64,
-}
-
-impl From<&Event> for EventRow {
-    fn from(event: &Event) -> Self {
-        Self {
-            key: event.id.0.clone(),
-            seq: event.seq.map(|s| s.0),
-            kind: event.kind.0.clone(),
-            message: event.message.clone(),
-            at: event.happened_at.0,
-        }
-    }
-}
 
 /// One tracked operation, ready to render, without its events: everything
 /// here is read in O(1) from the session, so it can be rebuilt and compared
@@ -55,8 +31,10 @@ pub struct OperationSummary {
     pub generation: u64,
     /// When it was created (start response), else its first event, in ms.
     pub started_at: Option<i64>,
-    /// The last event in order: the current step, or the outcome.
-    pub last: Option<EventRow>,
+    /// The last event in order (the current step, or the outcome): when it
+    /// happened (ms) and its message.
+    pub last_at: Option<i64>,
+    pub last_message: Option<String>,
     /// The last event's `details.reason`, for a failure.
     pub last_reason: Option<String>,
 }
@@ -92,26 +70,20 @@ impl OperationSummary {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             }),
-            last: last.map(EventRow::from),
+            last_at: last.map(|e| e.happened_at.0),
+            last_message: last.map(|e| e.message.clone()),
         }
     }
 
     /// When it ended (its terminal event), in ms.
     pub fn ended_at(&self) -> Option<i64> {
-        self.status
-            .is_terminal()
-            .then(|| self.last.as_ref().map(|e| e.at))
-            .flatten()
+        self.status.is_terminal().then_some(self.last_at).flatten()
     }
 
     /// Why it failed: the terminal event's `details.reason`, else its message.
     pub fn failure_reason(&self) -> Option<String> {
-        let last = self.last.as_ref()?;
-        Some(
-            self.last_reason
-                .clone()
-                .unwrap_or_else(|| last.message.clone()),
-        )
+        let message = self.last_message.as_ref()?;
+        Some(self.last_reason.clone().unwrap_or_else(|| message.clone()))
     }
 
     /// Earlier events are still loading (the newest came first).

@@ -40,6 +40,13 @@ pub struct SessionOptions {
     /// A connection that lived this long was healthy: the next reconnect
     /// starts again from the shortest delay.
     pub healthy_after_ms: u64,
+    /// A history request unanswered this long has failed, and is retried
+    /// like any other failure: a request that never answers cannot leave an
+    /// operation "catching up" forever.
+    pub request_timeout_ms: u64,
+    /// A socket not open this long after it was asked for is given up and
+    /// reconnected like a lost one.
+    pub connect_timeout_ms: u64,
 }
 
 impl Default for SessionOptions {
@@ -55,6 +62,8 @@ impl Default for SessionOptions {
             page_limit: 500,
             server_ping_interval_ms: 15_000,
             healthy_after_ms: 10_000,
+            request_timeout_ms: 15_000,
+            connect_timeout_ms: 10_000,
         }
     }
 }
@@ -103,9 +112,16 @@ pub struct RequestId(pub u64);
 /// same name; a timer that fires early or stale is ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timer {
+    /// The next reconnect attempt.
     Reconnect,
+    /// When a silent socket would be declared dead.
     Watchdog,
+    /// The next attempt at an operation's failed history request.
     HistoryRetry(OperationId),
+    /// When an operation's history request in flight has waited too long.
+    HistoryDeadline(OperationId),
+    /// When a socket still opening has waited too long.
+    ConnectDeadline,
 }
 
 /// Why a history request failed, as far as the session cares.
@@ -294,6 +310,8 @@ struct OperationState {
     head: Seq,
     subscription: Subscription,
     fetch: Fetch,
+    /// When the request in flight was asked for.
+    fetch_sent_at: Timestamp,
     fetch_backoff: Backoff,
     round: Option<Round>,
     recovery: Recovery,
@@ -352,6 +370,10 @@ pub struct Session {
     unsubscribing: BTreeSet<OperationId>,
     notices: Notices,
     revision: u64,
+    /// The time of the input being handled.
+    now: Timestamp,
+    /// When the socket being opened was asked for.
+    connecting_since: Timestamp,
 }
 
 impl Session {
@@ -371,12 +393,15 @@ impl Session {
             unsubscribing: BTreeSet::new(),
             notices: Notices::default(),
             revision: 0,
+            now: Timestamp(0),
+            connecting_since: Timestamp(0),
         }
     }
 
     /// The one way in. `now` is the caller's clock in ms since the epoch.
     pub fn handle(&mut self, input: Input, now: Timestamp) {
         self.revision += 1;
+        self.now = now;
         // A frame on the current socket is proof of life, not a reason to
         // declare it dead because it came late.
         if !matches!(&input, Input::FrameReceived(id, _) if Some(*id) == self.current_socket()) {
@@ -496,6 +521,7 @@ impl Session {
             head: Seq::ZERO,
             subscription: Subscription::None,
             fetch: Fetch::Idle,
+            fetch_sent_at: Timestamp(0),
             fetch_backoff: Backoff::new(self.options.history_retry.clone()),
             round: None,
             recovery: Recovery::CatchingUp,
@@ -588,7 +614,12 @@ impl Session {
             self.next_socket += 1;
             let id = SocketId(self.next_socket);
             self.socket = Socket::Connecting(id);
+            self.connecting_since = self.now;
             self.commands.push_back(Command::OpenSocket(id));
+            self.commands.push_back(Command::SetTimer {
+                timer: Timer::ConnectDeadline,
+                at: Timestamp(self.now.0 + self.options.connect_timeout_ms as i64),
+            });
         }
     }
 
@@ -740,6 +771,40 @@ impl Session {
                     self.commands.push_back(Command::SetTimer {
                         timer: Timer::HistoryRetry(id),
                         at,
+                    });
+                }
+            }
+            Timer::HistoryDeadline(id) => {
+                let timeout = self.options.request_timeout_ms as i64;
+                let Some(op) = self.find(&id) else { return };
+                let Fetch::InFlight(request) = op.fetch else {
+                    return;
+                };
+                let due = Timestamp(op.fetch_sent_at.0 + timeout);
+                if now >= due {
+                    let reason = format!("no answer within {} s", timeout / 1000);
+                    self.history_failed(request, HistoryError::Transient(reason), now);
+                } else {
+                    self.commands.push_back(Command::SetTimer {
+                        timer: Timer::HistoryDeadline(id),
+                        at: due,
+                    });
+                }
+            }
+            Timer::ConnectDeadline => {
+                let Socket::Connecting(id) = self.socket else {
+                    return;
+                };
+                let due =
+                    Timestamp(self.connecting_since.0 + self.options.connect_timeout_ms as i64);
+                if now >= due {
+                    // Given up: a late open of this socket is closed as not ours.
+                    self.commands.push_back(Command::CloseSocket(id));
+                    self.lost_socket(now, now);
+                } else {
+                    self.commands.push_back(Command::SetTimer {
+                        timer: Timer::ConnectDeadline,
+                        at: due,
                     });
                 }
             }
@@ -969,13 +1034,19 @@ impl Session {
         let (after, limit) = next_page(op, u64::from(page_limit));
         self.next_request += 1;
         let request = RequestId(self.next_request);
+        let now = self.now;
         let op = self.find_mut(id).expect("found above");
         op.fetch = Fetch::InFlight(request);
+        op.fetch_sent_at = now;
         self.commands.push_back(Command::FetchHistory {
             request,
             operation_id: id.clone(),
             after,
             limit,
+        });
+        self.commands.push_back(Command::SetTimer {
+            timer: Timer::HistoryDeadline(id.clone()),
+            at: Timestamp(now.0 + self.options.request_timeout_ms as i64),
         });
     }
 

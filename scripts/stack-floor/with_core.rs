@@ -27,8 +27,8 @@ thread_local! {
 
 #[wasm_bindgen]
 extern "C" {
-    /// Hands the page a timer (kinds 0–2, fired back as `poke(7 + kind, id)`)
-    /// or the tracked ids to persist (kind 3).
+    /// Hands the page a timer (kinds 0–2 and 4–5, fired back as
+    /// `poke(7 + kind, id)`) or the tracked ids to persist (kind 3).
     #[wasm_bindgen(js_name = setTimer)]
     fn set_timer(kind: u32, id: String, at: f64);
 }
@@ -105,6 +105,8 @@ fn execute(command: Command) {
                 Timer::Reconnect => set_timer(0, String::new(), at),
                 Timer::Watchdog => set_timer(1, String::new(), at),
                 Timer::HistoryRetry(id) => set_timer(2, id.0, at),
+                Timer::HistoryDeadline(id) => set_timer(4, id.0, at),
+                Timer::ConnectDeadline => set_timer(5, String::new(), at),
             }
         }
         Command::Persist(operations) => {
@@ -136,6 +138,8 @@ pub fn poke(code: u32, text: String) {
         8 => Input::TimerFired(Timer::Watchdog),
         9 => Input::TimerFired(Timer::HistoryRetry(id)),
         10 => Input::Visible,
+        11 => Input::TimerFired(Timer::HistoryDeadline(id)),
+        12 => Input::TimerFired(Timer::ConnectDeadline),
         _ => Input::Hidden,
     });
 }

@@ -197,11 +197,7 @@ fn outcome_text(r: &OperationSummary) -> String {
         .unwrap_or_default();
     match r.status {
         Status::Succeeded => {
-            let last = r
-                .last
-                .as_ref()
-                .map(|e| e.message.clone())
-                .unwrap_or_default();
+            let last = r.last_message.clone().unwrap_or_default();
             if took.is_empty() {
                 last
             } else {

@@ -220,3 +220,42 @@ fn news_about_an_old_socket_is_ignored() {
     );
     assert_eq!(s.session.connection(), ConnectionState::Connecting);
 }
+
+#[test]
+fn a_socket_that_never_opens_is_given_up_at_its_deadline_and_reconnected() {
+    let mut s = Script::new();
+    let commands = s.track(&op("a"));
+    let socket = opened_socket(&commands).unwrap();
+    let timeout = SessionOptions::default().connect_timeout_ms as i64;
+    assert!(commands.contains(&Command::SetTimer {
+        timer: Timer::ConnectDeadline,
+        at: optrail_core::Timestamp(s.now + timeout),
+    }));
+    s.wait(timeout - 1);
+    assert!(
+        s.input(Input::TimerFired(Timer::ConnectDeadline))
+            .iter()
+            .all(|c| !matches!(c, Command::CloseSocket(_)))
+    );
+    assert_eq!(s.session.connection(), ConnectionState::Connecting);
+    s.wait(1);
+    let commands = s.input(Input::TimerFired(Timer::ConnectDeadline));
+    assert!(
+        commands.contains(&Command::CloseSocket(socket)),
+        "{commands:?}"
+    );
+    let at = reconnect_at(&commands).expect("a reconnect is scheduled");
+    assert_eq!(
+        s.session.connection(),
+        ConnectionState::Reconnecting {
+            at: optrail_core::Timestamp(at)
+        }
+    );
+    // The abandoned socket opening late is closed as not ours.
+    let late = s.input(Input::SocketOpened(socket));
+    assert_eq!(late, [Command::CloseSocket(socket)]);
+    s.now = at;
+    let commands = s.input(Input::TimerFired(Timer::Reconnect));
+    let next = opened_socket(&commands).expect("a new socket");
+    assert_ne!(next, socket);
+}

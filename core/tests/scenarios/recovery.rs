@@ -362,3 +362,58 @@ fn two_operations_share_one_socket() {
     assert!(commands.contains(&subscribe(SocketId(1), &op("a"), 0)));
     assert!(commands.contains(&subscribe(SocketId(1), &op("b"), 0)));
 }
+
+#[test]
+fn a_history_request_that_never_answers_fails_at_its_deadline_and_is_retried() {
+    let mut s = Script::new();
+    let id = op("a");
+    let socket = s.track_and_connect(&id);
+    let commands = s.subscribed(socket, &id, 1, 2);
+    assert_eq!(fetches(&commands), [(RequestId(1), 0, 500)]);
+    let deadline = commands.iter().find_map(|c| match c {
+        Command::SetTimer {
+            timer: optrail_core::Timer::HistoryDeadline(timed),
+            at,
+        } if *timed == id => Some(at.0),
+        _ => None,
+    });
+    let timeout = SessionOptions::default().request_timeout_ms as i64;
+    assert_eq!(deadline, Some(s.now + timeout), "{commands:?}");
+    // Early (a throttled tab's timer may be anything): nothing happens yet.
+    s.wait(timeout / 2);
+    let early = s.input(Input::TimerFired(optrail_core::Timer::HistoryDeadline(
+        id.clone(),
+    )));
+    assert!(fetches(&early).is_empty());
+    assert_eq!(s.session.operation(&id).unwrap().problem, None);
+    s.wait(timeout / 2);
+    s.input(Input::TimerFired(optrail_core::Timer::HistoryDeadline(
+        id.clone(),
+    )));
+    let problem = s.session.operation(&id).unwrap().problem.cloned();
+    let Some(optrail_core::Problem::HistoryUnavailable { reason, retry_at }) = problem else {
+        panic!("the hang is shown as a failure: {problem:?}");
+    };
+    assert!(reason.contains("no answer"), "{reason}");
+    // The late answer of the abandoned request is not taken.
+    let late = Input::HistoryReceived {
+        request: RequestId(1),
+        page: page(&id, 1, 2, 1, 2, "ProgressUpdated"),
+    };
+    s.input(late);
+    assert!(s.shown(&id).is_empty());
+    s.now = retry_at.0;
+    let retry = s.input(Input::TimerFired(optrail_core::Timer::HistoryRetry(
+        id.clone(),
+    )));
+    assert_eq!(fetches(&retry), [(RequestId(2), 0, 500)]);
+    s.input(Input::HistoryReceived {
+        request: RequestId(2),
+        page: page(&id, 1, 2, 1, 2, "ProgressUpdated"),
+    });
+    assert_eq!(s.shown(&id).len(), 2);
+    assert_eq!(
+        s.session.operation(&id).unwrap().recovery,
+        Recovery::Complete { total: 2 }
+    );
+}
