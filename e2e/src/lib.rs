@@ -9,6 +9,7 @@
 //!   (SIGKILL) and started again on the same port and database;
 //! - [`chrome`]: chromedriver and browser sessions with fresh profiles;
 //! - [`proxy`]: a TCP proxy that cuts every connection on command;
+//! - [`host_page`]: a host site on another origin that embeds the widget;
 //! - [`page`]: the widget's DOM, read in one script, and its actions;
 //! - [`check`]: "the widget shows exactly the server's events";
 //! - [`scenario`]: set-up, tear-down, and artifacts on failure.
@@ -19,6 +20,7 @@
 pub mod check;
 pub mod chrome;
 mod failure;
+pub mod host_page;
 pub mod page;
 pub mod process;
 pub mod proxy;

@@ -33,7 +33,16 @@ impl Scenario {
     /// failure and the paths of the saved artifacts if `body` fails,
     /// panics or overruns [`SCENARIO_LIMIT`].
     pub async fn run(name: &str, body: impl AsyncFnOnce(&mut Scenario) -> Result<()>) {
-        let mut scenario = match Self::set_up(name).await {
+        Self::run_with(name, ServerOptions::default(), body).await;
+    }
+
+    /// [`Scenario::run`] with a server started with `options`.
+    pub async fn run_with(
+        name: &str,
+        options: ServerOptions,
+        body: impl AsyncFnOnce(&mut Scenario) -> Result<()>,
+    ) {
+        let mut scenario = match Self::set_up(name, options).await {
             Ok(scenario) => scenario,
             Err(e) => panic!("{name}: cannot set up: {e}"),
         };
@@ -61,8 +70,8 @@ impl Scenario {
         }
     }
 
-    async fn set_up(name: &str) -> Result<Self> {
-        let server = ServerProcess::start(ServerOptions::default()).await?;
+    async fn set_up(name: &str, options: ServerOptions) -> Result<Self> {
+        let server = ServerProcess::start(options).await?;
         let chromedriver = ChromeDriver::start().await?;
         Ok(Self {
             name: name.to_owned(),

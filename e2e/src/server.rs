@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use optrail_core::{Event, EventsPage, Operation, OperationId, Status};
+use optrail_core::{Event, EventsPage, Operation, OperationId, OperationList, Status};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -26,6 +26,31 @@ pub struct ServerOptions {
     pub starts_per_minute: u32,
     /// `--static-dir`; the built widget (`dist/`) when `None`.
     pub static_dir: Option<PathBuf>,
+    /// `--demo`: anonymous viewers of the `demo` owner and simulated runs.
+    pub demo: bool,
+    /// `OPTRAIL_PUBLISHER_KEY` (`--publisher-key`, passed in the
+    /// environment so that it stays out of process lists). When set, the
+    /// harness's own reads ([`ServerProcess::events`], …) present it.
+    pub publisher_key: Option<String>,
+    /// `OPTRAIL_TOKEN_SECRET` (`--token-secret`): viewers need HS256 tokens.
+    pub token_secret: Option<String>,
+    /// `--allow-origin`, each: pages of other origins that may embed it.
+    pub allowed_origins: Vec<String>,
+}
+
+impl ServerOptions {
+    /// A server as in production: no demo mode, a publisher key, viewer
+    /// tokens signed with `token_secret`, and `origin` allowed to embed the
+    /// widget (CORS and the WebSocket `Origin` check).
+    pub fn secured(publisher_key: &str, token_secret: &str, origin: &str) -> Self {
+        Self {
+            demo: false,
+            publisher_key: Some(publisher_key.to_owned()),
+            token_secret: Some(token_secret.to_owned()),
+            allowed_origins: vec![origin.to_owned()],
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for ServerOptions {
@@ -34,6 +59,10 @@ impl Default for ServerOptions {
             ping_interval_ms: 2_000,
             starts_per_minute: 1_000,
             static_dir: None,
+            demo: true,
+            publisher_key: None,
+            token_secret: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -137,12 +166,25 @@ impl ServerProcess {
                 .arg(self.options.ping_interval_ms.to_string())
                 .arg("--starts-per-minute")
                 .arg(self.options.starts_per_minute.to_string())
-                // Anonymous widgets and simulated runs, as `make run`.
-                .arg("--demo")
+                .env_remove("OPTRAIL_PUBLISHER_KEY")
+                .env_remove("OPTRAIL_TOKEN_SECRET")
                 .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(file.try_clone()?)
                 .stderr(file);
+            if self.options.demo {
+                // Anonymous widgets and simulated runs, as `make run`.
+                command.arg("--demo");
+            }
+            for origin in &self.options.allowed_origins {
+                command.arg("--allow-origin").arg(origin);
+            }
+            if let Some(key) = &self.options.publisher_key {
+                command.env("OPTRAIL_PUBLISHER_KEY", key);
+            }
+            if let Some(secret) = &self.options.token_secret {
+                command.env("OPTRAIL_TOKEN_SECRET", secret);
+            }
             let mut child = ChildGuard::spawn("optrail-server", command, false)?;
             match wait_for_address(&mut child, &log, deadline).await {
                 Ok(addr) => {
@@ -161,6 +203,67 @@ impl ServerProcess {
 
     fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.url())
+    }
+
+    /// A request to `path` with the publisher key, if the server has one.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url_of(path));
+        match &self.options.publisher_key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
+    /// Sends `request` and decodes a `2xx` answer as `T`; anything else is
+    /// a failure that quotes the server.
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let response = request.send().await.context(what)?;
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() {
+            return Err(Failure::new(format!("{what} answered {status}: {body}")));
+        }
+        serde_json::from_str(&body).context(what)
+    }
+
+    /// As a publisher: `POST /operations {kind, owner, params}`, an
+    /// operation fed by the caller rather than simulated.
+    pub async fn publish_operation(
+        &self,
+        kind: &str,
+        owner: &str,
+        params: Value,
+    ) -> Result<Operation> {
+        let body = json!({ "kind": kind, "owner": owner, "params": params });
+        let request = self
+            .request(reqwest::Method::POST, "/operations")
+            .json(&body);
+        self.call("POST /operations (publisher)", request).await
+    }
+
+    /// As a publisher: `POST /operations/{id}/events {events}`, one atomic
+    /// batch; the server's AppendResult.
+    pub async fn append_events(&self, id: &OperationId, events: &[Value]) -> Result<Value> {
+        let path = format!("/operations/{id}/events");
+        let request = self
+            .request(reqwest::Method::POST, &path)
+            .json(&json!({ "events": events }));
+        self.call(&format!("POST {path}"), request).await
+    }
+
+    /// `GET /operations` as the holder of `token` (a viewer's): the ids of
+    /// the operations the server lists for it.
+    pub async fn listed_for(&self, token: &str) -> Result<Vec<OperationId>> {
+        let request = self
+            .http
+            .get(self.url_of("/operations?limit=100"))
+            .bearer_auth(token);
+        let page: OperationList = self.call("GET /operations (viewer)", request).await?;
+        Ok(page.operations.into_iter().map(|o| o.id).collect())
     }
 
     /// `POST /operations`, expecting 202.
@@ -184,14 +287,9 @@ impl ServerProcess {
 
     /// `GET /operations/{id}`.
     pub async fn operation(&self, id: &OperationId) -> Result<Operation> {
-        let url = self.url_of(&format!("/operations/{id}"));
-        let response = self.http.get(&url).send().await.context(&url)?;
-        let status = response.status();
-        let body = response.text().await?;
-        if !status.is_success() {
-            return Err(Failure::new(format!("GET {url} answered {status}: {body}")));
-        }
-        serde_json::from_str(&body).context(url)
+        let path = format!("/operations/{id}");
+        let request = self.request(reqwest::Method::GET, &path);
+        self.call(&format!("GET {path}"), request).await
     }
 
     /// The whole of `GET /operations/{id}/events`, page by page, with the
@@ -201,14 +299,9 @@ impl ServerProcess {
         let mut status = None;
         loop {
             let after = events.last().and_then(|e| e.seq).map_or(0, |s| s.0);
-            let url = self.url_of(&format!("/operations/{id}/events?after={after}&limit=1000"));
-            let response = self.http.get(&url).send().await.context(&url)?;
-            let code = response.status();
-            let body = response.text().await?;
-            if !code.is_success() {
-                return Err(Failure::new(format!("GET {url} answered {code}: {body}")));
-            }
-            let page: EventsPage = serde_json::from_str(&body).context(&url)?;
+            let path = format!("/operations/{id}/events?after={after}&limit=1000");
+            let request = self.request(reqwest::Method::GET, &path);
+            let page: EventsPage = self.call(&format!("GET {path}"), request).await?;
             status.get_or_insert(page.status);
             let more = page.has_more && !page.events.is_empty();
             events.extend(page.events);
