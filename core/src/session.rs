@@ -310,8 +310,9 @@ struct OperationState {
     head: Seq,
     subscription: Subscription,
     fetch: Fetch,
-    /// When the request in flight was asked for.
+    /// When the request in flight was asked for, and what it asked for.
     fetch_sent_at: Timestamp,
+    fetch_range: (Seq, u32),
     fetch_backoff: Backoff,
     round: Option<Round>,
     recovery: Recovery,
@@ -522,6 +523,7 @@ impl Session {
             subscription: Subscription::None,
             fetch: Fetch::Idle,
             fetch_sent_at: Timestamp(0),
+            fetch_range: (Seq::ZERO, 0),
             fetch_backoff: Backoff::new(self.options.history_retry.clone()),
             round: None,
             recovery: Recovery::CatchingUp,
@@ -970,12 +972,16 @@ impl Session {
         if op.epoch.is_none() {
             op.epoch = epoch;
         }
-        if let Some(seq) = event.seq {
-            op.head = op.head.max(seq);
-        }
+        // Only an event the log accepts may raise the trusted head: a
+        // hostile seq far ahead would otherwise leave the operation asking
+        // for history that does not exist.
+        let seq = event.seq;
         if let Insert::Rejected(_) = op.log.insert(event) {
             self.notices.rejected_events += 1;
             return;
+        }
+        if let Some(seq) = seq {
+            op.head = op.head.max(seq);
         }
         // Until `subscribed` arrives the live events are only buffered: the
         // catch-up that follows it fills whatever is missing.
@@ -1038,6 +1044,7 @@ impl Session {
         let op = self.find_mut(id).expect("found above");
         op.fetch = Fetch::InFlight(request);
         op.fetch_sent_at = now;
+        op.fetch_range = (after, limit);
         self.commands.push_back(Command::FetchHistory {
             request,
             operation_id: id.clone(),
@@ -1059,17 +1066,16 @@ impl Session {
             return;
         };
         let id = op.tracked.id.clone();
+        if page.operation_id != id {
+            // A wrong answer is a failed request: retried with backoff,
+            // visible meanwhile, never a silent stall.
+            let reason = format!("the server answered for {}", page.operation_id);
+            self.history_failed(request, HistoryError::Transient(reason), self.now);
+            return;
+        }
         op.fetch = Fetch::Idle;
-        op.fetch_backoff.reset();
         if matches!(op.problem, Some(Problem::HistoryUnavailable { .. })) {
             op.problem = None;
-        }
-        if page.operation_id != id {
-            self.notices.server_error = Some(format!(
-                "The server answered for {} when asked about {id}",
-                page.operation_id
-            ));
-            return;
         }
         if op.epoch.is_some_and(|known| known != page.epoch) {
             // Fetched across a rebuild: the page's seqs are in another
@@ -1100,6 +1106,18 @@ impl Session {
             round.missed += added;
             round.pages += 1;
         }
+
+        // A page that added nothing, after which the same page would be
+        // asked for again, made no progress (the history lags the head, or
+        // the server answers wrongly): back off instead of asking at once.
+        let stuck = added == 0
+            && op.log.order() == LogOrder::BySeq
+            && !op.log.is_complete()
+            && (op.log.contiguous() < op.head || op.log.first_gap().is_some())
+            && next_page(op, u64::from(self.options.page_limit)) == op.fetch_range;
+        if !stuck {
+            op.fetch_backoff.reset();
+        }
         // A page read before the end (its status says running while the
         // log already holds the whole stream) is merely stale.
         let still_live = op.tracked.status.is_some_and(Status::is_terminal)
@@ -1111,6 +1129,14 @@ impl Session {
             self.ensure_socket();
             self.subscribe(&id);
             self.persist();
+        }
+        if stuck {
+            let Some(op) = self.find_mut(&id) else { return };
+            let (after, _) = op.fetch_range;
+            op.fetch = Fetch::InFlight(request);
+            let reason = format!("the server's history has nothing after seq {after} yet");
+            self.history_failed(request, HistoryError::Transient(reason), self.now);
+            return;
         }
         self.catch_up(&id);
     }

@@ -417,3 +417,80 @@ fn a_history_request_that_never_answers_fails_at_its_deadline_and_is_retried() {
         Recovery::Complete { total: 2 }
     );
 }
+
+/// The problem shown for `id`, if it is "history unavailable": its reason.
+fn unavailable(s: &Script, id: &optrail_core::OperationId) -> Option<String> {
+    match s.session.operation(id)?.problem? {
+        optrail_core::Problem::HistoryUnavailable { reason, .. } => Some(reason.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_history_page_that_adds_nothing_backs_off_instead_of_asking_again_at_once() {
+    let mut s = Script::new();
+    let id = op("a");
+    let socket = s.track_and_connect(&id);
+    s.subscribed(socket, &id, 1, 3);
+    // The server says its head is 3 but its history does not have it yet.
+    let empty = Input::HistoryReceived {
+        request: RequestId(1),
+        page: page(&id, 1, 3, 1, 0, "ProgressUpdated"),
+    };
+    let commands = s.input(empty);
+    assert!(
+        fetches(&commands).is_empty(),
+        "not asked again at once: {commands:?}"
+    );
+    let reason = unavailable(&s, &id).expect("shown as a history problem");
+    assert!(reason.contains("nothing after seq 0"), "{reason}");
+    assert!(commands.iter().any(|c| matches!(
+        c,
+        Command::SetTimer { timer: optrail_core::Timer::HistoryRetry(t), .. } if *t == id
+    )));
+}
+
+#[test]
+fn a_history_page_for_another_operation_is_a_failure_retried_not_a_stall() {
+    let mut s = Script::new();
+    let id = op("a");
+    let socket = s.track_and_connect(&id);
+    s.subscribed(socket, &id, 1, 2);
+    let wrong = Input::HistoryReceived {
+        request: RequestId(1),
+        page: page(&op("b"), 1, 2, 1, 2, "ProgressUpdated"),
+    };
+    s.input(wrong);
+    assert!(s.shown(&id).is_empty(), "nothing of b is taken for a");
+    let Some(optrail_core::Problem::HistoryUnavailable { reason, retry_at }) =
+        s.session.operation(&id).unwrap().problem.cloned()
+    else {
+        panic!("a wrong answer is shown and retried");
+    };
+    assert!(reason.contains("answered for"), "{reason}");
+    s.now = retry_at.0;
+    let retry = s.input(Input::TimerFired(optrail_core::Timer::HistoryRetry(
+        id.clone(),
+    )));
+    assert_eq!(fetches(&retry), [(RequestId(2), 0, 500)]);
+}
+
+#[test]
+fn a_rejected_pushed_seq_does_not_raise_the_head() {
+    let mut s = Script::new();
+    let id = op("a");
+    let socket = s.track_and_connect(&id);
+    s.subscribed(socket, &id, 1, 2);
+    s.input(Input::HistoryReceived {
+        request: RequestId(1),
+        page: page(&id, 1, 2, 1, 2, "ProgressUpdated"),
+    });
+    // Far beyond anything the log can hold: refused, and the session does
+    // not go looking for history up to it.
+    let commands = s.push(socket, &id, 1, 1 << 40, "Annotated");
+    assert!(fetches(&commands).is_empty(), "{commands:?}");
+    let view = s.session.operation(&id).unwrap();
+    assert_eq!(view.head, Seq(2));
+    assert_eq!(view.recovery, Recovery::Complete { total: 2 });
+    assert_eq!(s.session.notices().rejected_events, 1);
+}
