@@ -407,7 +407,7 @@ async fn params_out_of_range_are_400_invalid_params_naming_the_field() {
             "description",
         ),
         ("payment", json!({"amount": 1, "stepMs": -1}), "stepMs"),
-        ("payment", json!({"amount": 1, "steps": 10001}), "steps"),
+        ("payment", json!({"amount": 1, "steps": 100_001}), "steps"),
         (
             "payment",
             json!({"amount": 1, "failureRate": 1.5}),
