@@ -324,6 +324,32 @@ async fn a_long_timeline_keeps_a_window_of_rows_follows_its_tail_and_offers_a_ju
 }
 
 #[wasm_bindgen_test]
+async fn a_running_operation_can_be_forgotten_which_stops_following_without_canceling() {
+    let (widget, host) = widget_in("t-forget-running");
+    follow_started(&widget, &host).await;
+    assert!(host.query_selector(".optrail-cancel").unwrap().is_some());
+    host.query_selector(".optrail-forget")
+        .unwrap()
+        .expect("a running operation offers Forget")
+        .unchecked_into::<HtmlElement>()
+        .click();
+    settle().await;
+    assert!(host.query_selector(".optrail-list-item").unwrap().is_none());
+    let commands = widget.driver().take_recorded();
+    assert!(
+        commands
+            .iter()
+            .any(|c| matches!(c, Command::Send(_, f) if f.to_json().contains("\"unsubscribe\""))),
+        "following ends: {commands:?}"
+    );
+    assert!(
+        !commands.iter().any(|c| matches!(c, Command::Cancel(_))),
+        "forgetting is not canceling: {commands:?}"
+    );
+    widget.unmount();
+}
+
+#[wasm_bindgen_test]
 async fn terminal_event_switches_to_the_succeeded_view_and_unsubscribes() {
     let (widget, host) = widget_in("t-succeeded");
     let socket = follow_started(&widget, &host).await;

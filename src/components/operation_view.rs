@@ -34,6 +34,9 @@ pub fn ProgressBar(
     view! {
         <div
             class="optrail-progress"
+            // Nothing to show progress of for an operation the server does
+            // not know.
+            hidden=move || summary.with(|s| s.problem == Some(Problem::NotFound))
             class:optrail-progress-compact=compact
             class:optrail-progress-indeterminate=move || progress().is_none()
             role="progressbar"
@@ -153,7 +156,9 @@ fn Outcome(summary: RwSignal<OperationSummary>) -> impl IntoView {
                             {move || if requested() { "Canceling…" } else { "Cancel" }}
                         </button>
                     })}
-                    {not_found.then(|| view! { <ForgetButton id=id /> })}
+                    // Any operation can be let go of, running or not: forgetting
+                    // stops following it here, it does not cancel it.
+                    <ForgetButton id=id />
                 </div>
             });
         }
