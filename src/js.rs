@@ -104,9 +104,11 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
     let mut config = if flag(options, "compat") == Some(true) {
         Config::compat(&api_base)
     } else {
+        // No namespace yet: without the option, `mount_js` derives one
+        // from the element, so that embedded widgets never share the
+        // standalone app's saved operations, or each other's.
         Config {
             api_base,
-            namespace: "optrail".into(),
             ..Config::default()
         }
     };
@@ -168,10 +170,26 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
     Ok(config)
 }
 
+/// The storage namespace of a widget mounted without one: named after its
+/// element's id, else after its tag (`optrail-operations` for the custom
+/// element), never the standalone app's `optrail`.
+fn default_namespace(element: &web_sys::HtmlElement) -> String {
+    let id = element.id();
+    let name = if id.is_empty() {
+        element.local_name()
+    } else {
+        id
+    };
+    format!("optrail-embed-{name}")
+}
+
 /// Mounts a widget into `element`. See README: "Embedding".
 #[wasm_bindgen(js_name = mount)]
 pub fn mount_js(element: web_sys::HtmlElement, options: JsValue) -> Result<WidgetHandle, JsError> {
-    let config = config_from(&options)?;
+    let mut config = config_from(&options)?;
+    if config.namespace.is_empty() {
+        config.namespace = default_namespace(&element);
+    }
     let widget = Rc::new(mount_widget(element, config));
     MOUNTED.with(|mounted| mounted.borrow_mut().push(Rc::clone(&widget)));
     Ok(WidgetHandle {

@@ -131,3 +131,43 @@ async fn recorded_commands_show_one_socket_for_many_operations() {
     assert_eq!(opens, 1);
     widget.unmount();
 }
+
+#[wasm_bindgen_test]
+async fn js_widgets_without_a_namespace_keep_their_own_saved_operations() {
+    let storage = web_sys::window().unwrap().local_storage().unwrap().unwrap();
+    let before = storage.get_item("optrail:tracked").unwrap();
+    let (first, second) = (host(), host());
+    first.set_id("payments-panel");
+    second.set_id("machines-panel");
+    let mut handles = Vec::new();
+    for (element, id) in [
+        (first, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+        (second, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+    ] {
+        let handle = optrail::js::mount_js(element, js_sys::Object::new().into())
+            .ok()
+            .expect("mounted");
+        handle.track(id);
+        handles.push(handle);
+    }
+    settle().await;
+    let saved = |key: &str| storage.get_item(key).unwrap().unwrap_or_default();
+    let payments = saved("optrail-embed-payments-panel:tracked");
+    let machines = saved("optrail-embed-machines-panel:tracked");
+    assert!(
+        payments.contains("aaaa") && !payments.contains("bbbb"),
+        "{payments}"
+    );
+    assert!(
+        machines.contains("bbbb") && !machines.contains("aaaa"),
+        "{machines}"
+    );
+    assert_eq!(
+        storage.get_item("optrail:tracked").unwrap(),
+        before,
+        "the standalone app's set is not touched"
+    );
+    for mut handle in handles {
+        handle.unmount();
+    }
+}
