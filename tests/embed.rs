@@ -144,9 +144,9 @@ async fn js_widgets_without_a_namespace_keep_their_own_saved_operations() {
         (first, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
         (second, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
     ] {
-        let handle = optrail::js::mount_js(element, js_sys::Object::new().into())
-            .ok()
-            .expect("mounted");
+        let Ok(handle) = optrail::js::mount_js(element, js_sys::Object::new().into()) else {
+            panic!("mounting with no options is refused");
+        };
         handle.track(id);
         handles.push(handle);
     }
