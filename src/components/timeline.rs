@@ -12,7 +12,7 @@
 //! Inside its one element the timeline is plain DOM code, not Leptos views:
 //! its rows change on every frame while events stream, and the generic view
 //! code that keyed views, node refs and per-row signals cost came to 13 KB
-//! of the gzipped bundle, against about 3 for this. Leptos drives it through
+//! of the gzipped bundle, against a few KB for this. Leptos drives it through
 //! one effect on the operation's summary and the clock.
 
 use std::cell::RefCell;
