@@ -21,7 +21,7 @@ use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use optrail_core::{
     ClientFrame, Command, Epoch, Event, EventLog, EventsPage, HistoryError, Input, Operation,
-    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timer, Timestamp,
+    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timestamp,
     TrackedOperation,
 };
 use serde::de::DeserializeOwned;
@@ -104,7 +104,12 @@ struct State {
     session: Session,
     /// Outgoing frames of each open socket; dropping the sender closes it.
     sockets: Slots<SocketId, mpsc::UnboundedSender<String>>,
-    timers: Slots<Timer, Timeout>,
+    /// The one timer, set for the session's deadline (`poll_timeout`).
+    deadline: Option<(Timestamp, Timeout)>,
+    /// The timer the last one replaced. It may be the one whose callback
+    /// is running: it is dropped at the next replacement, never from
+    /// inside its own callback.
+    spent_deadline: Option<Timeout>,
     listeners: Vec<EventListener>,
     ticker: Option<Interval>,
     /// Compat mode: the session's one socket is virtual; each subscribed
@@ -125,9 +130,9 @@ struct State {
 /// it (a frame may be late, or rendering paused, in a busy or hidden page).
 const PUBLISH_FALLBACK_MS: u32 = 50;
 
-/// A map for the handful of sockets and timers alive at once. A scanned
+/// A map for the handful of sockets alive at once. A scanned
 /// `Vec` does the job in a fraction of a hash map's code (the three maps
-/// here cost about 3 KB of the gzipped bundle as `HashMap`s).
+/// here once cost about 3 KB of the gzipped bundle as `HashMap`s).
 struct Slots<K, V>(Vec<(K, V)>);
 
 impl<K, V> Default for Slots<K, V> {
@@ -185,7 +190,8 @@ impl Driver {
             state: RefCell::new(State {
                 session,
                 sockets: Slots::default(),
-                timers: Slots::default(),
+                deadline: None,
+                spent_deadline: None,
                 listeners: Vec::new(),
                 ticker: None,
                 compat_sockets: Slots::default(),
@@ -239,10 +245,28 @@ impl Driver {
                 None => break,
             }
         }
+        self.arm_deadline();
         self.schedule_publish();
         if set_changes {
             self.publish();
         }
+    }
+
+    /// Keeps the one timer at the session's deadline: the session decides
+    /// what is due when, the driver only wakes it.
+    fn arm_deadline(&self) {
+        let mut state = self.state.borrow_mut();
+        let at = state.session.poll_timeout();
+        if !state.alive || state.deadline.as_ref().map(|(t, _)| *t) == at {
+            return;
+        }
+        let timeout = at.map(|at| {
+            let delay = (at.0 - now()).clamp(0, i64::from(i32::MAX)) as u32;
+            let driver = self.this.clone();
+            (at, Timeout::new(delay, move || feed(&driver, Input::Tick)))
+        });
+        let replaced = std::mem::replace(&mut state.deadline, timeout);
+        state.spent_deadline = replaced.map(|(_, timer)| timer);
     }
 
     /// Publishes on the next animation frame, once for every input that
@@ -360,7 +384,8 @@ impl Driver {
         state.alive = false;
         state.sockets.clear();
         state.compat_sockets.clear();
-        state.timers.clear();
+        state.deadline = None;
+        state.spent_deadline = None;
         state.listeners.clear();
         state.ticker = None;
         state.publish_fallback = None;
@@ -462,14 +487,6 @@ impl Driver {
                         );
                     }
                 });
-            }
-            Command::SetTimer { timer, at } => {
-                let delay = (at.0 - now()).clamp(0, i64::from(i32::MAX)) as u32;
-                let driver = self.this.clone();
-                let fired = timer.clone();
-                let timeout = Timeout::new(delay, move || feed(&driver, Input::TimerFired(fired)));
-                // Replacing a timer drops (and so cancels) the earlier one.
-                self.state.borrow_mut().timers.insert(timer, timeout);
             }
             Command::Persist(operations) => {
                 if !storage::save(self.config.namespace(), &operations) {

@@ -58,6 +58,6 @@ pub use protocol::{
 pub use rng::Rng;
 pub use session::{
     Command, ConnectionState, HistoryError, Input, Notices, OperationView, Problem, Recovery,
-    RequestId, Session, SessionOptions, SocketId, Timer, TrackedOperation,
+    RequestId, Session, SessionOptions, SocketId, TrackedOperation,
 };
 pub use timestamp::{Timestamp, TimestampError};

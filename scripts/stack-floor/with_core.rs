@@ -14,7 +14,7 @@ use gloo_net::websocket::{Message, futures::WebSocket};
 use leptos::prelude::*;
 use optrail_core::{
     Command, EventsPage, HistoryError, Input, OperationId, Session, SessionOptions, SocketId,
-    Timer, Timestamp, TrackedOperation,
+    Timestamp, TrackedOperation,
 };
 use wasm_bindgen::prelude::*;
 
@@ -27,8 +27,8 @@ thread_local! {
 
 #[wasm_bindgen]
 extern "C" {
-    /// Hands the page a timer (kinds 0–2 and 4–5, fired back as
-    /// `poke(7 + kind, id)`) or the tracked ids to persist (kind 3).
+    /// Hands the page the session's deadline (kind 0, fired back as
+    /// `poke(7, "")`) or the tracked ids to persist (kind 3).
     #[wasm_bindgen(js_name = setTimer)]
     fn set_timer(kind: u32, id: String, at: f64);
 }
@@ -49,6 +49,9 @@ fn input(input: Input) {
             })
             .collect();
         lines.set(shown);
+        if let Some(at) = session.poll_timeout() {
+            set_timer(0, String::new(), at.0 as f64);
+        }
         commands
     });
     commands.into_iter().for_each(execute);
@@ -99,16 +102,6 @@ fn execute(command: Command) {
                 });
             }
         }),
-        Command::SetTimer { timer, at } => {
-            let at = at.0 as f64;
-            match timer {
-                Timer::Reconnect => set_timer(0, String::new(), at),
-                Timer::Watchdog => set_timer(1, String::new(), at),
-                Timer::HistoryRetry(id) => set_timer(2, id.0, at),
-                Timer::HistoryDeadline(id) => set_timer(4, id.0, at),
-                Timer::ConnectDeadline => set_timer(5, String::new(), at),
-            }
-        }
         Command::Persist(operations) => {
             let ids: Vec<&str> = operations.iter().map(|o| o.id.as_str()).collect();
             set_timer(3, ids.join(","), 0.0);
@@ -134,12 +127,8 @@ pub fn poke(code: u32, text: String) {
         },
         5 => Input::Online,
         6 => Input::Offline,
-        7 => Input::TimerFired(Timer::Reconnect),
-        8 => Input::TimerFired(Timer::Watchdog),
-        9 => Input::TimerFired(Timer::HistoryRetry(id)),
-        10 => Input::Visible,
-        11 => Input::TimerFired(Timer::HistoryDeadline(id)),
-        12 => Input::TimerFired(Timer::ConnectDeadline),
+        7 => Input::Tick,
+        8 => Input::Visible,
         _ => Input::Hidden,
     });
 }

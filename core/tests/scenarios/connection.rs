@@ -1,20 +1,20 @@
 //! The live channel: reconnects, backoff, offline, the watchdog, garbage.
 
 use optrail_core::{
-    ClientFrame, Command, ConnectionState, Input, ServerFrame, SessionOptions, SocketId, Timer,
+    ClientFrame, Command, ConnectionState, Input, ServerFrame, SessionOptions, SocketId,
 };
 
-use super::{Script, op, opened_socket, reconnect_at, subscribe};
+use super::{Script, op, opened_socket, subscribe};
 
 /// Fails `n` connection attempts in a row; returns the delays drawn.
 fn fail_attempts(s: &mut Script, mut socket: SocketId, n: usize) -> (Vec<i64>, SocketId) {
     let mut delays = Vec::new();
     for _ in 0..n {
-        let commands = s.input(Input::SocketClosed(socket));
-        let at = reconnect_at(&commands).expect("a reconnect is scheduled");
+        s.input(Input::SocketClosed(socket));
+        let at = s.reconnect_at().expect("a reconnect is scheduled");
         delays.push(at - s.now);
         s.now = at;
-        let commands = s.input(Input::TimerFired(Timer::Reconnect));
+        let commands = s.input(Input::Tick);
         socket = opened_socket(&commands).expect("reconnects when the timer fires");
     }
     (delays, socket)
@@ -55,14 +55,14 @@ fn backoff_resets_after_healthy_connection() {
                 s.wait(15_000);
                 s.frame(socket, ServerFrame::Ping);
             }
-            let commands = if watchdog {
+            if watchdog {
                 // Then silence: the watchdog declares it dead.
                 s.wait(30_000);
-                s.input(Input::TimerFired(Timer::Watchdog))
+                s.input(Input::Tick);
             } else {
-                s.input(Input::SocketClosed(socket))
-            };
-            let delay = reconnect_at(&commands).expect("reconnects") - s.now;
+                s.input(Input::SocketClosed(socket));
+            }
+            let delay = s.reconnect_at().expect("reconnects") - s.now;
             assert!(
                 delay <= 500,
                 "seed {seed}, watchdog {watchdog}: waited {delay} ms after a healthy connection"
@@ -80,11 +80,11 @@ fn backoff_keeps_growing_for_connections_that_die_young() {
     for _ in 0..3 {
         s.input(Input::SocketOpened(socket));
         s.wait(2_000);
-        let commands = s.input(Input::SocketClosed(socket));
-        let at = reconnect_at(&commands).unwrap();
+        s.input(Input::SocketClosed(socket));
+        let at = s.reconnect_at().unwrap();
         ceilings.push(at - s.now);
         s.now = at;
-        socket = opened_socket(&s.input(Input::TimerFired(Timer::Reconnect))).unwrap();
+        socket = opened_socket(&s.input(Input::Tick)).unwrap();
     }
     // After 6 failures the ceiling is at the cap; a delay of at most 500 ms
     // three times running would mean it was reset.
@@ -112,8 +112,8 @@ fn offline_pauses_reconnect_and_online_retries_at_once() {
 fn online_cuts_a_pending_backoff_short() {
     let mut s = Script::new();
     let socket = s.track_and_connect(&op("a"));
-    let commands = s.input(Input::SocketClosed(socket));
-    assert!(reconnect_at(&commands).is_some());
+    s.input(Input::SocketClosed(socket));
+    assert!(s.reconnect_at().is_some());
     s.input(Input::Offline);
     s.wait(10);
     assert!(opened_socket(&s.input(Input::Online)).is_some());
@@ -132,14 +132,14 @@ fn watchdog_declares_silent_socket_dead_even_if_timers_are_late() {
     s.wait(45_000);
     let commands = s.input(Input::Visible);
     assert_eq!(commands[0], Command::CloseSocket(socket));
-    assert!(reconnect_at(&commands).is_some());
+    assert!(s.reconnect_at().is_some());
     assert!(matches!(
         s.session.connection(),
         ConnectionState::Reconnecting { .. }
     ));
     // The late timer, when it finally fires, changes nothing.
     s.wait(60_000);
-    let commands = s.input(Input::TimerFired(Timer::Watchdog));
+    let commands = s.input(Input::Tick);
     assert!(!commands.contains(&Command::CloseSocket(socket)));
 }
 
@@ -148,7 +148,7 @@ fn watchdog_timer_firing_late_still_declares_death() {
     let mut s = Script::new();
     let socket = s.track_and_connect(&op("a"));
     s.wait(5 * 60_000);
-    let commands = s.input(Input::TimerFired(Timer::Watchdog));
+    let commands = s.input(Input::Tick);
     assert_eq!(commands[0], Command::CloseSocket(socket));
 }
 
@@ -162,7 +162,7 @@ fn server_ping_is_answered_and_keeps_the_socket_alive() {
             s.frame(socket, ServerFrame::Ping),
             [Command::Send(socket, ClientFrame::Pong)]
         );
-        let commands = s.input(Input::TimerFired(Timer::Watchdog));
+        let commands = s.input(Input::Tick);
         assert!(!commands.contains(&Command::CloseSocket(socket)));
     }
     assert_eq!(s.session.connection(), ConnectionState::Live);
@@ -196,7 +196,11 @@ fn visible_after_an_overdue_reconnect_connects_at_once() {
     let mut s = Script::new();
     let socket = s.track_and_connect(&op("a"));
     s.input(Input::Hidden);
-    let at = reconnect_at(&s.input(Input::SocketClosed(socket))).unwrap();
+    let at = {
+        s.input(Input::SocketClosed(socket));
+        s.reconnect_at()
+    }
+    .unwrap();
     // The throttled timer has not fired; the tab comes back later.
     s.now = at + 40_000;
     assert!(opened_socket(&s.input(Input::Visible)).is_some());
@@ -207,9 +211,13 @@ fn news_about_an_old_socket_is_ignored() {
     let mut s = Script::new();
     let id = op("a");
     let old = s.track_and_connect(&id);
-    let at = reconnect_at(&s.input(Input::SocketClosed(old))).unwrap();
+    let at = {
+        s.input(Input::SocketClosed(old));
+        s.reconnect_at()
+    }
+    .unwrap();
     s.now = at;
-    let new = opened_socket(&s.input(Input::TimerFired(Timer::Reconnect))).unwrap();
+    let new = opened_socket(&s.input(Input::Tick)).unwrap();
     assert_ne!(old, new);
     assert_eq!(s.input(Input::SocketClosed(old)), []);
     assert_eq!(s.push(old, &id, 1, 1, "ProcessingStarted"), []);
@@ -227,24 +235,25 @@ fn a_socket_that_never_opens_is_given_up_at_its_deadline_and_reconnected() {
     let commands = s.track(&op("a"));
     let socket = opened_socket(&commands).unwrap();
     let timeout = SessionOptions::default().connect_timeout_ms as i64;
-    assert!(commands.contains(&Command::SetTimer {
-        timer: Timer::ConnectDeadline,
-        at: optrail_core::Timestamp(s.now + timeout),
-    }));
+    assert!(commands.contains(&Command::OpenSocket(socket)));
+    assert_eq!(
+        s.session.poll_timeout(),
+        Some(optrail_core::Timestamp(s.now + timeout))
+    );
     s.wait(timeout - 1);
     assert!(
-        s.input(Input::TimerFired(Timer::ConnectDeadline))
+        s.input(Input::Tick)
             .iter()
             .all(|c| !matches!(c, Command::CloseSocket(_)))
     );
     assert_eq!(s.session.connection(), ConnectionState::Connecting);
     s.wait(1);
-    let commands = s.input(Input::TimerFired(Timer::ConnectDeadline));
+    let commands = s.input(Input::Tick);
     assert!(
         commands.contains(&Command::CloseSocket(socket)),
         "{commands:?}"
     );
-    let at = reconnect_at(&commands).expect("a reconnect is scheduled");
+    let at = s.reconnect_at().expect("a reconnect is scheduled");
     assert_eq!(
         s.session.connection(),
         ConnectionState::Reconnecting {
@@ -255,7 +264,7 @@ fn a_socket_that_never_opens_is_given_up_at_its_deadline_and_reconnected() {
     let late = s.input(Input::SocketOpened(socket));
     assert_eq!(late, [Command::CloseSocket(socket)]);
     s.now = at;
-    let commands = s.input(Input::TimerFired(Timer::Reconnect));
+    let commands = s.input(Input::Tick);
     let next = opened_socket(&commands).expect("a new socket");
     assert_ne!(next, socket);
 }

@@ -5,8 +5,9 @@ mod connection;
 mod recovery;
 
 use optrail_core::{
-    Command, Epoch, Event, EventId, EventType, EventsPage, Input, OperationId, RequestId, Seq,
-    ServerFrame, Session, SessionOptions, SocketId, Status, Timer, Timestamp, TrackedOperation,
+    Command, ConnectionState, Epoch, Event, EventId, EventType, EventsPage, Input, OperationId,
+    RequestId, Seq, ServerFrame, Session, SessionOptions, SocketId, Status, Timestamp,
+    TrackedOperation,
 };
 use serde_json::{Map, json};
 
@@ -38,6 +39,14 @@ impl Script {
     pub fn input(&mut self, input: Input) -> Vec<Command> {
         self.session.handle(input, Timestamp(self.now));
         std::iter::from_fn(|| self.session.poll_command()).collect()
+    }
+
+    /// When the reconnect is scheduled for, if one is.
+    pub fn reconnect_at(&self) -> Option<i64> {
+        match self.session.connection() {
+            ConnectionState::Reconnecting { at } => Some(at.0),
+            _ => None,
+        }
     }
 
     pub fn frame(&mut self, socket: SocketId, frame: ServerFrame) -> Vec<Command> {
@@ -211,15 +220,4 @@ pub fn fetches(commands: &[Command]) -> Vec<(RequestId, u64, u32)> {
             _ => None,
         })
         .collect()
-}
-
-/// When the reconnect timer was set for, if it was.
-pub fn reconnect_at(commands: &[Command]) -> Option<i64> {
-    commands.iter().find_map(|c| match c {
-        Command::SetTimer {
-            timer: Timer::Reconnect,
-            at,
-        } => Some(at.0),
-        _ => None,
-    })
 }

@@ -19,7 +19,7 @@ fn subscribe_goes_out_before_any_history_request() {
     );
     let socket = opened_socket(&commands).unwrap();
     let commands = s.input(Input::SocketOpened(socket));
-    assert_eq!(commands[1], subscribe(socket, &id, 0));
+    assert_eq!(commands, [subscribe(socket, &id, 0)]);
     assert!(
         fetches(&commands).is_empty(),
         "not even once the socket is up"
@@ -121,7 +121,7 @@ fn epoch_change_discards_and_refetches() {
     s.wait(1_000);
     s.input(Input::SocketClosed(socket));
     s.wait(30_000);
-    let commands = s.input(Input::TimerFired(optrail_core::Timer::Reconnect));
+    let commands = s.input(Input::Tick);
     let socket = opened_socket(&commands).unwrap();
     let commands = s.input(Input::SocketOpened(socket));
     assert!(commands.contains(&subscribe(socket, &id, 3)));
@@ -308,8 +308,9 @@ fn history_failure_is_retried_with_backoff_and_shown() {
         request: RequestId(1),
         error: optrail_core::HistoryError::Transient("502".into()),
     });
-    let Some(Command::SetTimer { at, .. }) = commands.first() else {
-        panic!("a retry timer: {commands:?}");
+    assert!(fetches(&commands).is_empty(), "not at once: {commands:?}");
+    let Some(at) = s.session.poll_timeout() else {
+        panic!("a retry is scheduled");
     };
     let at = at.0;
     assert!(matches!(
@@ -317,7 +318,7 @@ fn history_failure_is_retried_with_backoff_and_shown() {
         Some(optrail_core::Problem::HistoryUnavailable { .. })
     ));
     s.now = at;
-    let retry = Input::TimerFired(optrail_core::Timer::HistoryRetry(id.clone()));
+    let retry = Input::Tick;
     assert_eq!(fetches(&s.input(retry)), [(RequestId(2), 0, 500)]);
     assert_eq!(s.session.operation(&id).unwrap().problem, None);
 }
@@ -370,26 +371,19 @@ fn a_history_request_that_never_answers_fails_at_its_deadline_and_is_retried() {
     let socket = s.track_and_connect(&id);
     let commands = s.subscribed(socket, &id, 1, 2);
     assert_eq!(fetches(&commands), [(RequestId(1), 0, 500)]);
-    let deadline = commands.iter().find_map(|c| match c {
-        Command::SetTimer {
-            timer: optrail_core::Timer::HistoryDeadline(timed),
-            at,
-        } if *timed == id => Some(at.0),
-        _ => None,
-    });
     let timeout = SessionOptions::default().request_timeout_ms as i64;
-    assert_eq!(deadline, Some(s.now + timeout), "{commands:?}");
+    assert_eq!(
+        s.session.poll_timeout().map(|at| at.0),
+        Some(s.now + timeout),
+        "the request's deadline"
+    );
     // Early (a throttled tab's timer may be anything): nothing happens yet.
     s.wait(timeout / 2);
-    let early = s.input(Input::TimerFired(optrail_core::Timer::HistoryDeadline(
-        id.clone(),
-    )));
+    let early = s.input(Input::Tick);
     assert!(fetches(&early).is_empty());
     assert_eq!(s.session.operation(&id).unwrap().problem, None);
     s.wait(timeout / 2);
-    s.input(Input::TimerFired(optrail_core::Timer::HistoryDeadline(
-        id.clone(),
-    )));
+    s.input(Input::Tick);
     let problem = s.session.operation(&id).unwrap().problem.cloned();
     let Some(optrail_core::Problem::HistoryUnavailable { reason, retry_at }) = problem else {
         panic!("the hang is shown as a failure: {problem:?}");
@@ -403,9 +397,7 @@ fn a_history_request_that_never_answers_fails_at_its_deadline_and_is_retried() {
     s.input(late);
     assert!(s.shown(&id).is_empty());
     s.now = retry_at.0;
-    let retry = s.input(Input::TimerFired(optrail_core::Timer::HistoryRetry(
-        id.clone(),
-    )));
+    let retry = s.input(Input::Tick);
     assert_eq!(fetches(&retry), [(RequestId(2), 0, 500)]);
     s.input(Input::HistoryReceived {
         request: RequestId(2),
@@ -444,10 +436,13 @@ fn a_history_page_that_adds_nothing_backs_off_instead_of_asking_again_at_once() 
     );
     let reason = unavailable(&s, &id).expect("shown as a history problem");
     assert!(reason.contains("nothing after seq 0"), "{reason}");
-    assert!(commands.iter().any(|c| matches!(
-        c,
-        Command::SetTimer { timer: optrail_core::Timer::HistoryRetry(t), .. } if *t == id
-    )));
+    let Some(optrail_core::Problem::HistoryUnavailable { retry_at, .. }) =
+        s.session.operation(&id).unwrap().problem.cloned()
+    else {
+        panic!("a retry is scheduled");
+    };
+    assert!(s.session.poll_timeout() <= Some(retry_at));
+    assert!(retry_at.0 > s.now, "later, not at once");
 }
 
 #[test]
@@ -469,9 +464,7 @@ fn a_history_page_for_another_operation_is_a_failure_retried_not_a_stall() {
     };
     assert!(reason.contains("answered for"), "{reason}");
     s.now = retry_at.0;
-    let retry = s.input(Input::TimerFired(optrail_core::Timer::HistoryRetry(
-        id.clone(),
-    )));
+    let retry = s.input(Input::Tick);
     assert_eq!(fetches(&retry), [(RequestId(2), 0, 500)]);
 }
 

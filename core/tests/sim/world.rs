@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use optrail_core::{
     ClientFrame, Command, ConnectionState, HistoryError, Input, OperationId, Problem, Recovery,
-    RequestId, Rng, Seq, ServerFrame, Session, SessionOptions, SocketId, Timer, Timestamp,
+    RequestId, Rng, Seq, ServerFrame, Session, SessionOptions, SocketId, Timestamp,
     TrackedOperation,
 };
 use serde_json::json;
@@ -126,9 +126,9 @@ enum Action {
         input: Input,
         data_on: Option<SocketId>,
     },
-    TimerDue {
+    /// The session's deadline, as the adapter's one timer saw it.
+    TickDue {
         incarnation: u64,
-        timer: Timer,
         generation: u64,
     },
     OpenReachesServer {
@@ -213,7 +213,10 @@ struct Client {
     incarnation: u64,
     /// What `Command::Persist` last stored: all a reload starts from.
     persisted: Vec<TrackedOperation>,
-    timers: BTreeMap<Timer, u64>,
+    /// The deadline the one timer is set for, and that timer's generation:
+    /// setting it again replaces the earlier one, as a browser timer does.
+    timer: Option<Timestamp>,
+    timer_generation: u64,
     offline: bool,
     hidden: bool,
 }
@@ -286,7 +289,8 @@ impl World {
                 session: Session::new(options.clone(), session_seed),
                 incarnation: 1,
                 persisted: Vec::new(),
-                timers: BTreeMap::new(),
+                timer: None,
+                timer_generation: 0,
                 offline: false,
                 hidden: false,
             },
@@ -349,6 +353,36 @@ impl World {
         while let Some(command) = self.client.session.poll_command() {
             self.execute(command);
         }
+        self.arm_timer();
+    }
+
+    /// Keeps the one timer at the session's deadline, as the driver does.
+    fn arm_timer(&mut self) {
+        let deadline = self.client.session.poll_timeout();
+        if deadline == self.client.timer {
+            return;
+        }
+        self.client.timer = deadline;
+        self.client.timer_generation += 1;
+        let Some(at) = deadline else { return };
+        // Hidden tabs throttle timers heavily; visible ones are a little
+        // late too.
+        let late = if self.client.hidden {
+            self.between(0, 60_000)
+        } else if self.punctual_timers || self.rng.chance(0.5) {
+            0
+        } else {
+            self.between(0, 20)
+        };
+        let delay = (at.0 - self.now).max(0) + late;
+        let (incarnation, generation) = (self.client.incarnation, self.client.timer_generation);
+        self.at(
+            delay,
+            Action::TickDue {
+                incarnation,
+                generation,
+            },
+        );
     }
 
     fn execute(&mut self, command: Command) {
@@ -466,29 +500,6 @@ impl World {
                     },
                 );
             }
-            Command::SetTimer { timer, at } => {
-                let generation = self.client.timers.entry(timer.clone()).or_insert(0);
-                *generation += 1;
-                let generation = *generation;
-                // Hidden tabs throttle timers heavily; visible ones are
-                // a little late too.
-                let late = if self.client.hidden {
-                    self.between(0, 60_000)
-                } else if self.punctual_timers || self.rng.chance(0.5) {
-                    0
-                } else {
-                    self.between(0, 20)
-                };
-                let delay = (at.0 - self.now).max(0) + late;
-                self.at(
-                    delay,
-                    Action::TimerDue {
-                        incarnation,
-                        timer,
-                        generation,
-                    },
-                );
-            }
             Command::Persist(set) => self.client.persisted = set,
         }
     }
@@ -582,7 +593,7 @@ impl World {
         let seed = self.rng.next_u64();
         self.client.session = Session::new(self.options.clone(), seed);
         self.client.incarnation += 1;
-        self.client.timers.clear();
+        self.client.timer = None;
         self.trace(|| "client reloads".to_owned());
         let set = self.client.persisted.clone();
         self.input(Input::Restore(set));
@@ -872,15 +883,16 @@ impl World {
                 }
                 self.input(input);
             }
-            Action::TimerDue {
+            Action::TickDue {
                 incarnation,
-                timer,
                 generation,
             } => {
                 if incarnation == self.client.incarnation
-                    && self.client.timers.get(&timer) == Some(&generation)
+                    && self.client.timer_generation == generation
                 {
-                    self.input(Input::TimerFired(timer));
+                    // Fired: the next input sets it again.
+                    self.client.timer = None;
+                    self.input(Input::Tick);
                 }
             }
             Action::OpenReachesServer {

@@ -1,0 +1,174 @@
+//! The subscription protocol on the socket: subscribe and unsubscribe,
+//! and what each server frame means for the operation it names.
+
+use super::Session;
+use super::api::{Command, Problem, SocketId};
+use super::operation::Subscription;
+use super::socket::Socket;
+use crate::log::Insert;
+use crate::protocol::{ClientFrame, Epoch, Event, OperationId, Seq, ServerFrame};
+
+impl Session {
+    pub(super) fn subscribe(&mut self, id: &OperationId) {
+        let Socket::Open { id: socket, .. } = self.socket else {
+            return;
+        };
+        if self.unsubscribing.contains(id) {
+            // Resubscribed once the old subscription's end is confirmed.
+            return;
+        }
+        let Some(op) = self.find_mut(id) else { return };
+        if op.subscription != Subscription::None || !op.needs_live() {
+            return;
+        }
+        op.subscription = Subscription::Pending;
+        let after = op.log.contiguous();
+        let operation_id = id.clone();
+        self.commands.push_back(Command::Send(
+            socket,
+            ClientFrame::Subscribe {
+                operation_id,
+                after,
+            },
+        ));
+    }
+
+    /// Ends a subscription on the current socket, remembering that its
+    /// `unsubscribed` is still to come.
+    pub(super) fn unsubscribe(&mut self, id: &OperationId) {
+        if let Socket::Open { id: socket, .. } = self.socket {
+            self.unsubscribing.insert(id.clone());
+            let operation_id = id.clone();
+            self.commands.push_back(Command::Send(
+                socket,
+                ClientFrame::Unsubscribe { operation_id },
+            ));
+        }
+    }
+
+    pub(super) fn frame_received(&mut self, socket: SocketId, text: &str) {
+        let Socket::Open {
+            id, last_frame_at, ..
+        } = &mut self.socket
+        else {
+            return;
+        };
+        if *id != socket {
+            return;
+        }
+        *last_frame_at = self.now;
+        let frame = match ServerFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                self.notices.malformed_frames += 1;
+                return;
+            }
+        };
+        match frame {
+            ServerFrame::Subscribed {
+                operation_id,
+                epoch,
+                head,
+            } => self.subscribed(&operation_id, epoch, head),
+            ServerFrame::Event {
+                operation_id,
+                epoch,
+                event,
+            } => self.live_event(&operation_id, epoch, event),
+            ServerFrame::Unsubscribed { operation_id }
+                if self.unsubscribing.remove(&operation_id) =>
+            {
+                // The end we asked for. If the operation was tracked again
+                // meanwhile, its subscription can go out now.
+                self.subscribe(&operation_id);
+            }
+            ServerFrame::Unsubscribed { operation_id } => {
+                // While a subscribe is pending, an `unsubscribed` answers an
+                // earlier unsubscribe (forget, then track again): the server
+                // answers a subscribe with `subscribed` before anything else.
+                if let Some(op) = self.find_mut(&operation_id)
+                    && op.subscription != Subscription::Pending
+                {
+                    op.subscription = Subscription::None;
+                    if op.needs_live() {
+                        // The server ended it early: whatever it has is in
+                        // the history; the next connection subscribes again.
+                        self.fetch_next(&operation_id);
+                    }
+                }
+            }
+            ServerFrame::Error {
+                operation_id: Some(operation_id),
+                code,
+                message,
+            } => {
+                if let Some(op) = self.find_mut(&operation_id) {
+                    op.subscription = Subscription::None;
+                    op.problem = Some(if code == "operation_not_found" {
+                        Problem::NotFound
+                    } else {
+                        Problem::Server(message)
+                    });
+                    self.close_socket_if_idle();
+                }
+            }
+            ServerFrame::Error {
+                operation_id: None,
+                message,
+                ..
+            } => self.notices.server_error = Some(message),
+            ServerFrame::Ping => self
+                .commands
+                .push_back(Command::Send(socket, ClientFrame::Pong)),
+            ServerFrame::Pong | ServerFrame::Unknown => {}
+        }
+    }
+
+    fn subscribed(&mut self, id: &OperationId, epoch: Epoch, head: Seq) {
+        let Some(op) = self.find_mut(id) else { return };
+        if op.subscription != Subscription::Pending {
+            return;
+        }
+        op.subscription = Subscription::Active;
+        if op.epoch.is_some_and(|known| known != epoch) {
+            op.restart_epoch(epoch, head);
+        } else {
+            op.epoch = Some(epoch);
+            op.head = op.head.max(head);
+            op.start_round(false);
+        }
+        self.catch_up(id);
+    }
+
+    fn live_event(&mut self, id: &OperationId, epoch: Option<Epoch>, event: Event) {
+        let Some(op) = self.find_mut(id) else { return };
+        if op.finished || op.subscription == Subscription::None {
+            return;
+        }
+        match (op.epoch, epoch) {
+            // The stream was rebuilt under us: start over in the new epoch.
+            (Some(known), Some(new)) if known != new => op.restart_epoch(new, Seq::ZERO),
+            (None, _) => op.epoch = epoch,
+            _ => {}
+        }
+        // Only an event the log accepts may raise the trusted head: a
+        // hostile seq far ahead would otherwise leave the operation asking
+        // for history that does not exist.
+        let seq = event.seq;
+        if let Insert::Rejected(_) = op.log.insert(event) {
+            self.notices.rejected_events += 1;
+            return;
+        }
+        if let Some(seq) = seq {
+            op.head = op.head.max(seq);
+        }
+        // Until `subscribed` arrives the live events are only buffered: the
+        // catch-up that follows it fills whatever is missing.
+        if op.subscription == Subscription::Active {
+            if !op.in_round() && op.log.first_gap().is_some() {
+                op.start_round(false);
+            }
+            self.catch_up(id);
+        }
+    }
+}
