@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use futures::channel::mpsc;
+use futures::channel::{mpsc, oneshot};
 use futures::future::{Either, poll_fn, select};
 use futures::{SinkExt, StreamExt};
 use gloo_events::EventListener;
@@ -19,10 +19,10 @@ use gloo_net::http::{Request, RequestBuilder};
 use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket};
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
+use optrail_core::compat::{self, Compat};
 use optrail_core::{
-    ClientFrame, Command, Epoch, Event, EventLog, EventsPage, HistoryError, Input, Operation,
-    OperationId, Seq, ServerFrame, Session, SocketId, StartRequest, Status, Timestamp,
-    TrackedOperation,
+    ApiError, Command, EventLog, EventsPage, HistoryError, Input, Operation, OperationId, Session,
+    SocketId, StartId, StartRequest, Timestamp, TrackedOperation,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -83,8 +83,9 @@ pub enum HttpError {
     Unreachable,
     /// 404.
     NotFound,
-    /// Any other error status, with the server's message when it sent one.
-    Refused { status: u16, message: String },
+    /// Any other error status, with the server's `code` and message when
+    /// it sent them.
+    Refused { code: String, message: String },
     /// A 2xx whose body was not what the protocol promises.
     BadBody,
 }
@@ -112,10 +113,13 @@ struct State {
     spent_deadline: Option<Timeout>,
     listeners: Vec<EventListener>,
     ticker: Option<Interval>,
-    /// Compat mode: the session's one socket is virtual; each subscribed
-    /// operation has a real socket of its own.
+    /// Compat mode: the core's translator, and the real socket of each
+    /// subscribed operation.
+    compat: Option<Compat>,
     compat_sockets: Slots<OperationId, mpsc::UnboundedSender<String>>,
-    virtual_socket: Option<SocketId>,
+    /// Whoever waits for each start's outcome.
+    starts: Slots<StartId, oneshot::Sender<Result<OperationId, ApiError>>>,
+    next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
     /// A publish is scheduled for the next animation frame.
@@ -183,6 +187,7 @@ impl Driver {
             config.seed
         };
         let session = Session::new(config.session.clone(), seed);
+        let compat = config.compat.then(Compat::new);
         let driver = Rc::new_cyclic(|this| Driver {
             config,
             ui,
@@ -194,8 +199,10 @@ impl Driver {
                 spent_deadline: None,
                 listeners: Vec::new(),
                 ticker: None,
+                compat,
                 compat_sockets: Slots::default(),
-                virtual_socket: None,
+                starts: Slots::default(),
+                next_start: 0,
                 recorded: Vec::new(),
                 publish_due: false,
                 publish_fallback: None,
@@ -392,6 +399,13 @@ impl Driver {
     }
 
     fn execute(&self, command: Command) {
+        if let Command::StartFinished { start, outcome } = command {
+            // Not I/O: the answer for whoever asked, in every mode.
+            if let Some(waiting) = self.state.borrow_mut().starts.remove(&start) {
+                let _ = waiting.send(outcome);
+            }
+            return;
+        }
         if self.config.io == IoMode::Recorded {
             if let Command::Persist(operations) = &command {
                 storage::save(self.config.namespace(), operations);
@@ -399,35 +413,38 @@ impl Driver {
             self.state.borrow_mut().recorded.push(command);
             return;
         }
-        match command {
-            Command::OpenSocket(id) if self.config.compat => {
-                // Nothing to open until an operation is subscribed.
-                self.state.borrow_mut().virtual_socket = Some(id);
+        let action = match self.state.borrow_mut().compat.as_mut() {
+            Some(compat) => compat.command(command),
+            None => compat::Action::Execute(command),
+        };
+        match action {
+            compat::Action::Execute(command) => self.carry_out(command),
+            compat::Action::Feed(input) => {
+                // After the commands still queued, as a real socket would.
                 let driver = self.this.clone();
-                spawn_local(async move { feed(&driver, Input::SocketOpened(id)) });
+                spawn_local(async move { feed(&driver, input) });
             }
+            compat::Action::OpenOperationSocket(operation_id) => {
+                let url = self.config.websocket_url(operation_id.as_str());
+                self.open_socket(url, Link::Compat(operation_id));
+            }
+            compat::Action::CloseOperationSocket(operation_id) => {
+                self.state.borrow_mut().compat_sockets.remove(&operation_id);
+            }
+            compat::Action::CloseAll => self.state.borrow_mut().compat_sockets.clear(),
+            compat::Action::Nothing => {}
+        }
+    }
+
+    fn carry_out(&self, command: Command) {
+        match command {
             Command::OpenSocket(id) => {
                 let url = self.config.websocket_url("");
                 self.open_socket(url, Link::Protocol(id));
             }
             Command::CloseSocket(id) => {
-                let mut state = self.state.borrow_mut();
-                state.sockets.remove(&id);
-                if state.virtual_socket == Some(id) {
-                    state.virtual_socket = None;
-                    state.compat_sockets.clear();
-                }
+                self.state.borrow_mut().sockets.remove(&id);
             }
-            Command::Send(id, frame) if self.config.compat => match frame {
-                ClientFrame::Subscribe { operation_id, .. } => {
-                    let url = self.config.websocket_url(operation_id.as_str());
-                    self.open_socket(url, Link::Compat(id, operation_id));
-                }
-                ClientFrame::Unsubscribe { operation_id } => {
-                    self.state.borrow_mut().compat_sockets.remove(&operation_id);
-                }
-                ClientFrame::Ping | ClientFrame::Pong => {}
-            },
             Command::Send(id, frame) => {
                 if let Some(socket) = self.state.borrow().sockets.get(&id) {
                     let _ = socket.unbounded_send(frame.to_json());
@@ -451,7 +468,10 @@ impl Driver {
                 spawn_local(async move {
                     let body = send(fetch).await;
                     let page = if compat {
-                        decode::<Vec<Event>>(body).map(|events| compat_page(operation_id, events))
+                        body.and_then(|body| {
+                            compat::history_page(operation_id, &body)
+                                .map_err(|_| HttpError::BadBody)
+                        })
                     } else {
                         decode::<EventsPage>(body)
                     };
@@ -488,6 +508,22 @@ impl Driver {
                     }
                 });
             }
+            Command::StartOperation { start, request } => {
+                let url = self.config.url(&self.config.urls.start, "", 0, 0);
+                let post = self.authorized(Request::post(&url)).json(&request);
+                let driver = self.this.clone();
+                spawn_local(async move {
+                    let input = match decode::<Operation>(send(post).await) {
+                        Ok(operation) => Input::Started { start, operation },
+                        Err(error) => Input::StartFailed {
+                            start,
+                            error: start_error(error),
+                        },
+                    };
+                    feed(&driver, input);
+                });
+            }
+            Command::StartFinished { .. } => {}
             Command::Persist(operations) => {
                 if !storage::save(self.config.namespace(), &operations) {
                     self.ui.notice.set(Some(
@@ -518,7 +554,7 @@ impl Driver {
         let mut state = self.state.borrow_mut();
         match &link {
             Link::Protocol(id) => state.sockets.insert(*id, sender),
-            Link::Compat(_, operation) => state.compat_sockets.insert(operation.clone(), sender),
+            Link::Compat(operation) => state.compat_sockets.insert(operation.clone(), sender),
         };
         spawn_local(run_socket(self.this.clone(), link, url, receiver));
     }
@@ -584,36 +620,49 @@ impl Driver {
         state.ticker = Some(ticker);
     }
 
-    /// `POST` a new operation and track it. `Err` is a sentence for the form.
-    pub async fn start_operation(&self, kind: &str, params: Value) -> Result<OperationId, String> {
-        let url = self.config.url(&self.config.urls.start, "", 0, 0);
-        let body = StartRequest {
-            kind: kind.to_owned(),
-            params: params.clone(),
+    /// Starts an operation through the session and waits for how it
+    /// ended: its id (already tracked), or the server's `code` and a
+    /// sentence for the person.
+    pub async fn start_operation(
+        &self,
+        kind: &str,
+        params: Value,
+    ) -> Result<OperationId, ApiError> {
+        let (sender, receiver) = oneshot::channel();
+        let start = {
+            let mut state = self.state.borrow_mut();
+            state.next_start += 1;
+            let start = StartId(state.next_start);
+            state.starts.insert(start, sender);
+            start
         };
-        let request = self
-            .authorized(Request::post(&url))
-            .json(&body)
-            .map_err(|_| "The form could not be encoded.".to_owned())?;
-        let operation: Operation = decode(send(Ok(request)).await).map_err(|e| match e {
-            HttpError::Unreachable => {
-                "Couldn't reach the server — check your connection and try again.".to_owned()
-            }
-            other => format!("The server refused to start it: {other}"),
-        })?;
-        let id = operation.id.clone();
-        self.input(Input::Track {
-            operation: TrackedOperation {
-                id: operation.id,
-                kind: operation.kind,
-                params: operation.params,
-                created_at: Some(operation.created_at),
-                status: None,
-            },
-            epoch: Some(operation.epoch),
-        });
-        Ok(id)
+        let request = StartRequest {
+            kind: kind.to_owned(),
+            params,
+        };
+        self.input(Input::Start { start, request });
+        receiver.await.unwrap_or_else(|_| {
+            Err(ApiError {
+                code: "unmounted".into(),
+                message: "The widget was closed.".into(),
+            })
+        })
     }
+}
+
+/// A failed start in words for the person, with a code for the host.
+fn start_error(error: HttpError) -> ApiError {
+    let refused = |why: &dyn std::fmt::Display| format!("The server refused to start it: {why}");
+    let (code, message) = match error {
+        HttpError::Unreachable => (
+            "unreachable".to_owned(),
+            "Couldn't reach the server — check your connection and try again.".to_owned(),
+        ),
+        HttpError::Refused { code, message } => (code, refused(&message)),
+        HttpError::NotFound => ("not_found".to_owned(), refused(&HttpError::NotFound)),
+        HttpError::BadBody => ("bad_response".to_owned(), refused(&HttpError::BadBody)),
+    };
+    ApiError { code, message }
 }
 
 /// Feeds an input to a driver that may have been unmounted meanwhile.
@@ -627,65 +676,56 @@ fn feed(driver: &Weak<Driver>, input: Input) {
 enum Link {
     /// The protocol's one multiplexed socket.
     Protocol(SocketId),
-    /// A seed backend's socket for one operation, standing in for the
-    /// subscription of that operation on the session's virtual socket.
-    Compat(SocketId, OperationId),
+    /// A seed backend's socket for one operation, standing in for its
+    /// subscription on the session's virtual socket (see `optrail_core::compat`).
+    Compat(OperationId),
 }
 
-impl Link {
-    fn session_socket(&self) -> SocketId {
-        match self {
-            Link::Protocol(id) | Link::Compat(id, _) => *id,
-        }
-    }
+/// What happened on a real socket.
+enum SocketNews {
+    Opened,
+    Text(String),
+    /// A frame the protocol has no use for (binary).
+    Unreadable,
+    Closed,
+}
 
-    fn opened(&self) -> Input {
-        match self {
-            Link::Protocol(id) => Input::SocketOpened(*id),
-            // The seed's socket pushes everything from now on: that is a
-            // subscription whose head is unknown (0), so history fills the rest.
-            Link::Compat(id, operation) => Input::FrameReceived(
-                *id,
-                ServerFrame::Subscribed {
-                    operation_id: operation.clone(),
-                    epoch: Epoch(0),
-                    head: Seq(0),
+impl Driver {
+    /// What news about a real socket means to the session, if anything.
+    fn socket_news(&self, link: &Link, news: SocketNews) -> Option<Input> {
+        let id = match link {
+            Link::Protocol(id) => *id,
+            Link::Compat(operation) => {
+                let mut state = self.state.borrow_mut();
+                if matches!(news, SocketNews::Closed) {
+                    // One operation's socket is gone: the virtual socket
+                    // is lost, so every subscription recovers the same way.
+                    state.compat_sockets.clear();
                 }
-                .to_json(),
-            ),
-        }
-    }
-
-    fn frame(&self, text: String) -> Input {
-        match self {
-            Link::Protocol(id) => Input::FrameReceived(*id, text),
-            Link::Compat(id, operation) => {
-                let wrapped = match serde_json::from_str::<Event>(&text) {
-                    Ok(event) => ServerFrame::Event {
-                        operation_id: operation.clone(),
-                        epoch: None,
-                        event,
-                    }
-                    .to_json(),
-                    // Let the session count it as malformed.
-                    Err(_) => text,
+                let compat = state.compat.as_mut()?;
+                return match news {
+                    SocketNews::Opened => compat.socket_opened(operation),
+                    SocketNews::Text(text) => compat.frame(operation, &text),
+                    SocketNews::Unreadable => compat.frame(operation, ""),
+                    SocketNews::Closed => compat.socket_closed(),
                 };
-                Input::FrameReceived(*id, wrapped)
             }
-        }
+        };
+        Some(match news {
+            SocketNews::Opened => Input::SocketOpened(id),
+            SocketNews::Text(text) => Input::FrameReceived(id, text),
+            SocketNews::Unreadable => Input::Unreadable(id),
+            SocketNews::Closed => Input::SocketClosed(id),
+        })
     }
 }
 
-/// A seed backend's event array as a history page.
-fn compat_page(operation_id: OperationId, events: Vec<Event>) -> EventsPage {
-    EventsPage {
-        operation_id,
-        kind: String::new(),
-        epoch: Epoch(0),
-        head: Seq(0),
-        status: Status::Running,
-        events,
-        has_more: false,
+/// Tells a driver that may have been unmounted meanwhile about a socket.
+fn report(driver: &Weak<Driver>, link: &Link, news: SocketNews) {
+    if let Some(driver) = driver.upgrade()
+        && let Some(input) = driver.socket_news(link, news)
+    {
+        driver.input(input);
     }
 }
 
@@ -696,14 +736,7 @@ async fn run_socket(
     url: String,
     mut outgoing: mpsc::UnboundedReceiver<String>,
 ) {
-    let closed = || {
-        if let (Link::Compat(..), Some(driver)) = (&link, driver.upgrade()) {
-            // One operation's socket is gone: treat it as the loss of the
-            // virtual socket, so every subscription recovers the same way.
-            driver.state.borrow_mut().compat_sockets.clear();
-        }
-        feed(&driver, Input::SocketClosed(link.session_socket()));
-    };
+    let closed = || report(&driver, &link, SocketNews::Closed);
     let Ok(mut socket) = WebSocket::open(&url) else {
         closed();
         return;
@@ -714,7 +747,7 @@ async fn run_socket(
         closed();
         return;
     }
-    feed(&driver, link.opened());
+    report(&driver, &link, SocketNews::Opened);
     enum Next {
         Frame(Option<Result<Message, gloo_net::websocket::WebSocketError>>),
         Send(Option<String>),
@@ -725,10 +758,14 @@ async fn run_socket(
             Either::Right((text, _)) => Next::Send(text),
         };
         match next {
-            Next::Frame(Some(Ok(Message::Text(text)))) => feed(&driver, link.frame(text)),
-            // Binary frames are not part of the protocol: let the session
-            // count them as malformed.
-            Next::Frame(Some(Ok(Message::Bytes(_)))) => feed(&driver, link.frame(String::new())),
+            Next::Frame(Some(Ok(Message::Text(text)))) => {
+                report(&driver, &link, SocketNews::Text(text));
+            }
+            // Binary frames are not part of the protocol: the session
+            // counts them as unreadable.
+            Next::Frame(Some(Ok(Message::Bytes(_)))) => {
+                report(&driver, &link, SocketNews::Unreadable);
+            }
             Next::Frame(_) => break,
             Next::Send(Some(text)) => {
                 if socket.send(Message::Text(text)).await.is_err() {
@@ -759,15 +796,19 @@ async fn send(request: Result<Request, gloo_net::Error>) -> Result<String, HttpE
     }
     let body = response.text().await;
     if !response.ok() {
-        // Only `message` is read, not the whole `optrail_core::ApiError`: a
+        // Read field by field, not as a whole `optrail_core::ApiError`: a
         // host's own backend may send a message without our `code`, and it
         // should still reach the person.
-        let message = body
+        let json = body
             .ok()
-            .and_then(|body| serde_json::from_str::<Value>(&body).ok())
-            .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or_else(|| format!("the server answered {status}"));
-        return Err(HttpError::Refused { status, message });
+            .and_then(|body| serde_json::from_str::<Value>(&body).ok());
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|v| v.get(name).and_then(Value::as_str).map(str::to_owned))
+        };
+        let message = field("message").unwrap_or_else(|| format!("the server answered {status}"));
+        let code = field("code").unwrap_or_else(|| format!("http_{status}"));
+        return Err(HttpError::Refused { code, message });
     }
     body.map_err(|_| HttpError::BadBody)
 }

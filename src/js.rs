@@ -34,7 +34,10 @@ impl WidgetHandle {
         }
     }
 
-    /// Starts an operation; resolves to its id, rejects with a sentence.
+    /// Starts an operation; resolves to its id. Rejects with an `Error`
+    /// whose `message` is a sentence for the person and whose `code` is
+    /// the server's (`invalid_params`, …) or the widget's own
+    /// (`unreachable`, `timeout`, `bad_response`), so a host can tell why.
     pub fn start(&self, kind: String, params: JsValue) -> js_sys::Promise {
         let Some(widget) = &self.widget else {
             return js_sys::Promise::reject(&JsError::new("optrail: unmounted").into());
@@ -46,7 +49,11 @@ impl WidgetHandle {
                 .start_operation(&kind, params)
                 .await
                 .map(|id| JsValue::from_str(id.as_str()))
-                .map_err(|message| JsError::new(&message).into())
+                .map_err(|failure| {
+                    let error = js_sys::Error::new(&failure.message);
+                    let _ = js_sys::Reflect::set(&error, &"code".into(), &failure.code.into());
+                    error.into()
+                })
         })
     }
 

@@ -171,3 +171,24 @@ async fn js_widgets_without_a_namespace_keep_their_own_saved_operations() {
         handle.unmount();
     }
 }
+
+#[wasm_bindgen_test]
+async fn js_start_rejects_with_an_error_that_carries_a_code() {
+    let options = js_sys::Object::new();
+    // Nothing listens on the discard port: the POST cannot connect.
+    js_sys::Reflect::set(&options, &"apiBase".into(), &"http://127.0.0.1:9".into()).unwrap();
+    js_sys::Reflect::set(&options, &"namespace".into(), &"e-start".into()).unwrap();
+    let mut widget = optrail::js::mount_js(host(), options.into()).expect("mounted");
+    let promise = widget.start("payment".into(), JsValue::UNDEFINED);
+    let error = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect_err("an unreachable server rejects the start");
+    let code = js_sys::Reflect::get(&error, &"code".into()).unwrap();
+    assert_eq!(code.as_string().as_deref(), Some("unreachable"));
+    let message = String::from(error.dyn_into::<js_sys::Error>().unwrap().message());
+    assert!(
+        message.starts_with("Couldn't reach the server"),
+        "{message}"
+    );
+    widget.unmount();
+}

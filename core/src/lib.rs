@@ -37,6 +37,7 @@
 //! inputs, so the same inputs always give the same commands.
 
 pub mod backoff;
+pub mod compat;
 mod id_set;
 pub mod interpretation;
 pub mod log;
@@ -58,6 +59,6 @@ pub use protocol::{
 pub use rng::Rng;
 pub use session::{
     Command, ConnectionState, HistoryError, Input, Notices, OperationView, Problem, Recovery,
-    RequestId, Session, SessionOptions, SocketId, TrackedOperation,
+    RequestId, Session, SessionOptions, SocketId, StartId, TrackedOperation,
 };
 pub use timestamp::{Timestamp, TimestampError};

@@ -92,7 +92,10 @@ impl WidgetCtx {
         let driver = self
             .driver()
             .ok_or_else(|| "The widget was closed.".to_owned())?;
-        let id = driver.start_operation(&kind, params).await?;
+        let id = driver
+            .start_operation(&kind, params)
+            .await
+            .map_err(|failure| failure.message)?;
         self.select(Some(id));
         Ok(())
     }

@@ -7,7 +7,10 @@ use serde_json::Value;
 use crate::backoff::BackoffOptions;
 use crate::interpretation::Interpretation;
 use crate::log::LogOrder;
-use crate::protocol::{ClientFrame, Epoch, EventsPage, OperationId, Seq, Status};
+use crate::protocol::{
+    ApiError, ClientFrame, Epoch, EventsPage, Operation, OperationId, Seq, ServerFrame,
+    StartRequest, Status,
+};
 use crate::timestamp::Timestamp;
 
 /// Tuning for a [`Session`](super::Session); `Default` fits the reference server.
@@ -101,6 +104,11 @@ pub struct SocketId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RequestId(pub u64);
 
+/// Identifies one start, chosen by the adapter, so that it can hand the
+/// outcome to whoever asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StartId(pub u64);
+
 /// Why a history request failed, as far as the session cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -116,6 +124,28 @@ pub enum HistoryError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Input {
+    /// The person asked to start an operation.
+    Start {
+        /// Echoed in [`Command::StartOperation`] and [`Command::StartFinished`].
+        start: StartId,
+        /// What to start.
+        request: StartRequest,
+    },
+    /// The server accepted a start (`202`): the operation is followed from
+    /// here, even if the session had given up waiting for the answer.
+    Started {
+        /// The start it answers.
+        start: StartId,
+        /// The operation as the server created it.
+        operation: Operation,
+    },
+    /// A start failed: the server refused it, or could not be reached.
+    StartFailed {
+        /// The start that failed.
+        start: StartId,
+        /// The server's `code` and a sentence for the person.
+        error: ApiError,
+    },
     /// Follow an operation; `epoch` when the start response gave it.
     Track {
         /// The operation and what is known of it.
@@ -143,6 +173,11 @@ pub enum Input {
     SocketClosed(SocketId),
     /// A text frame arrived on a socket.
     FrameReceived(SocketId, String),
+    /// A frame already read by a translator ([`crate::compat`]).
+    Frame(SocketId, ServerFrame),
+    /// A frame arrived that could not be read (binary, or not what the
+    /// backend's format promises): counted, and proof that the socket lives.
+    Unreadable(SocketId),
     /// The answer to [`Command::FetchHistory`].
     HistoryReceived {
         /// The request it answers.
@@ -196,6 +231,22 @@ pub enum Command {
     },
     /// `DELETE /operations/{id}`; report only a failure.
     Cancel(OperationId),
+    /// `POST /operations`; answer with [`Input::Started`] or
+    /// [`Input::StartFailed`].
+    StartOperation {
+        /// Echo it in the answer.
+        start: StartId,
+        /// The body to post.
+        request: StartRequest,
+    },
+    /// Tell whoever asked for this start how it ended: the operation's id
+    /// (already tracked), or why not. Exactly once per [`Input::Start`].
+    StartFinished {
+        /// The start that ended.
+        start: StartId,
+        /// Its outcome.
+        outcome: Result<OperationId, ApiError>,
+    },
     /// Store this tracked set (newest first).
     Persist(Vec<TrackedOperation>),
 }

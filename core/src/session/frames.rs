@@ -47,6 +47,11 @@ impl Session {
     }
 
     pub(super) fn frame_received(&mut self, socket: SocketId, text: &str) {
+        self.frame(socket, ServerFrame::parse(text).map_err(drop));
+    }
+
+    /// A frame on `socket`, or `Err` for one that could not be read.
+    pub(super) fn frame(&mut self, socket: SocketId, frame: Result<ServerFrame, ()>) {
         let Socket::Open {
             id, last_frame_at, ..
         } = &mut self.socket
@@ -57,9 +62,9 @@ impl Session {
             return;
         }
         *last_frame_at = self.now;
-        let frame = match ServerFrame::parse(text) {
+        let frame = match frame {
             Ok(frame) => frame,
-            Err(_) => {
+            Err(()) => {
                 self.notices.malformed_frames += 1;
                 return;
             }

@@ -20,6 +20,7 @@ mod frames;
 mod history;
 mod operation;
 mod socket;
+mod starts;
 mod tracking;
 mod view;
 
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 pub use api::{
     Command, ConnectionState, HistoryError, Input, Notices, Problem, Recovery, RequestId,
-    SessionOptions, SocketId, TrackedOperation,
+    SessionOptions, SocketId, StartId, TrackedOperation,
 };
 pub use view::OperationView;
 
@@ -63,6 +64,8 @@ pub struct Session {
     /// old subscription would otherwise be taken for the new one's.
     unsubscribing: BTreeSet<OperationId>,
     notices: Notices,
+    /// Starts whose answer has not come back.
+    starts: Vec<starts::PendingStart>,
     /// The time of the input being handled.
     now: Timestamp,
 }
@@ -83,6 +86,7 @@ impl Session {
             commands: VecDeque::new(),
             unsubscribing: BTreeSet::new(),
             notices: Notices::default(),
+            starts: Vec::new(),
             now: Timestamp(0),
         }
     }
@@ -94,11 +98,19 @@ impl Session {
     /// like any other, so a late or throttled tick loses nothing.
     pub fn handle(&mut self, input: Input, now: Timestamp) {
         self.now = now;
-        let proof_of_life =
-            matches!(&input, Input::FrameReceived(id, _) if Some(*id) == self.current_socket());
+        let proof_of_life = match &input {
+            Input::FrameReceived(id, _) | Input::Frame(id, _) | Input::Unreadable(id) => {
+                Some(*id) == self.current_socket()
+            }
+            _ => false,
+        };
         self.socket_due(proof_of_life);
         self.history_due();
+        self.starts_due();
         match input {
+            Input::Start { start, request } => self.start(start, request),
+            Input::Started { start, operation } => self.started(start, operation),
+            Input::StartFailed { start, error } => self.finish_start(start, Err(error)),
             Input::Track { operation, epoch } => self.track(operation, epoch, true),
             Input::Restore(set) => self.restore(set),
             Input::Forget(id) => self.forget(&id),
@@ -110,6 +122,8 @@ impl Session {
             Input::SocketOpened(id) => self.socket_opened(id),
             Input::SocketClosed(id) => self.socket_closed(id),
             Input::FrameReceived(id, text) => self.frame_received(id, &text),
+            Input::Frame(id, frame) => self.frame(id, Ok(frame)),
+            Input::Unreadable(id) => self.frame(id, Err(())),
             Input::HistoryReceived { request, page } => self.history_received(request, page),
             Input::HistoryFailed { request, error } => self.history_failed(request, error),
             Input::Online => self.went_online(),
@@ -127,7 +141,8 @@ impl Session {
 
     /// When the session next needs [`Input::Tick`] (or any input), if
     /// ever: the earliest of the reconnect, the connect deadline, the
-    /// watchdog, and each operation's request deadline or retry. The
+    /// watchdog, each start's deadline, and each operation's request
+    /// deadline or retry. The
     /// adapter keeps one timer and re-reads this after every input.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let timeout = self.options.request_timeout_ms;
@@ -135,6 +150,7 @@ impl Session {
             .iter()
             .filter_map(|op| op.deadline(timeout))
             .chain(self.socket_deadline())
+            .chain(self.starts_deadline())
             .min()
     }
 

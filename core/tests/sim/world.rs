@@ -6,9 +6,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use optrail_core::{
-    ClientFrame, Command, ConnectionState, HistoryError, Input, OperationId, Problem, Recovery,
-    RequestId, Rng, Seq, ServerFrame, Session, SessionOptions, SocketId, Timestamp,
-    TrackedOperation,
+    ApiError, ClientFrame, Command, ConnectionState, HistoryError, Input, Operation, OperationId,
+    Problem, Recovery, RequestId, Rng, Seq, ServerFrame, Session, SessionOptions, SocketId,
+    StartId, StartRequest, Status, Timestamp, TrackedOperation,
 };
 use serde_json::json;
 
@@ -68,6 +68,8 @@ pub struct Stats {
     pub offline_periods: u64,
     pub hidden_periods: u64,
     pub cancels: u64,
+    pub starts: u64,
+    pub failed_starts: u64,
     pub forgets: u64,
     pub unknown_ops: u64,
     pub slow_subscribe_answers: u64,
@@ -99,6 +101,8 @@ impl Stats {
             offline_periods,
             hidden_periods,
             cancels,
+            starts,
+            failed_starts,
             forgets,
             unknown_ops,
             slow_subscribe_answers,
@@ -150,6 +154,10 @@ enum Action {
     CancelReachesServer {
         incarnation: u64,
         operation_id: OperationId,
+    },
+    StartReachesServer {
+        incarnation: u64,
+        start: StartId,
     },
     AnswerSubscribe {
         conn: ConnId,
@@ -213,6 +221,9 @@ struct Client {
     incarnation: u64,
     /// What `Command::Persist` last stored: all a reload starts from.
     persisted: Vec<TrackedOperation>,
+    /// Starts asked for and not yet finished: each must finish once.
+    starting: BTreeSet<StartId>,
+    next_start: u64,
     /// The deadline the one timer is set for, and that timer's generation:
     /// setting it again replaces the earlier one, as a browser timer does.
     timer: Option<Timestamp>,
@@ -291,6 +302,8 @@ impl World {
                 persisted: Vec::new(),
                 timer: None,
                 timer_generation: 0,
+                starting: BTreeSet::new(),
+                next_start: 0,
                 offline: false,
                 hidden: false,
             },
@@ -500,6 +513,31 @@ impl World {
                     },
                 );
             }
+            Command::StartOperation { start, .. } => {
+                self.stats.starts += 1;
+                let fails_on_the_way =
+                    self.client.offline || (self.stormy && self.rng.chance(self.p_history_fail));
+                let delay = self.latency();
+                if fails_on_the_way {
+                    let error = ApiError {
+                        code: "unreachable".into(),
+                        message: "the server could not be reached".into(),
+                    };
+                    self.reply(delay, Input::StartFailed { start, error });
+                } else {
+                    self.at(delay, Action::StartReachesServer { incarnation, start });
+                }
+            }
+            Command::StartFinished { start, outcome } => {
+                if outcome.is_err() {
+                    self.stats.failed_starts += 1;
+                }
+                if !self.client.starting.remove(&start) {
+                    self.violation.get_or_insert_with(|| {
+                        format!("start {start:?} finished twice, or was never asked for")
+                    });
+                }
+            }
             Command::Persist(set) => self.client.persisted = set,
         }
     }
@@ -594,6 +632,8 @@ impl World {
         self.client.session = Session::new(self.options.clone(), seed);
         self.client.incarnation += 1;
         self.client.timer = None;
+        // Whoever asked for a start went with the page.
+        self.client.starting.clear();
         self.trace(|| "client reloads".to_owned());
         let set = self.client.persisted.clone();
         self.input(Input::Restore(set));
@@ -605,24 +645,23 @@ impl World {
         }
     }
 
+    /// The person starts an operation; it is expected once the server's
+    /// answer reaches this page.
     fn track_new(&mut self) {
-        let op = self.server.start(&mut self.rng);
-        self.stats.ops += 1;
-        let id = self.server.ops[op].id.clone();
-        let kind = self.server.ops[op].kind.to_owned();
-        let epoch = self.server.ops[op].epoch();
-        self.expected.insert(id.clone());
-        let delay = self.between(0, 3_000);
-        self.at(delay, Action::RunnerStep { op });
-        self.input(Input::Track {
-            operation: TrackedOperation {
-                id,
-                kind: kind.clone(),
+        self.client.next_start += 1;
+        let start = StartId(self.client.next_start);
+        self.client.starting.insert(start);
+        let kind = if self.rng.chance(0.5) {
+            "payment"
+        } else {
+            "vm"
+        };
+        self.input(Input::Start {
+            start,
+            request: StartRequest {
+                kind: kind.into(),
                 params: json!({ "kind": kind }),
-                created_at: Some(Timestamp(self.now)),
-                status: None,
             },
-            epoch: Some(epoch),
         });
     }
 
@@ -873,6 +912,11 @@ impl World {
                 {
                     return;
                 }
+                if let Input::Started { operation, .. } = &input {
+                    // Followed from here, whether or not the start is still
+                    // waited for.
+                    self.expected.insert(operation.id.clone());
+                }
                 if let Input::SocketOpened(socket) = &input
                     && self
                         .pipes
@@ -973,6 +1017,41 @@ impl World {
                     self.reply(again, answer.clone());
                 }
                 self.reply(delay, answer);
+            }
+            Action::StartReachesServer { incarnation, start } => {
+                if incarnation != self.client.incarnation {
+                    // The page that asked is gone, and the answer with it.
+                    return;
+                }
+                let input = if self.server.up {
+                    let op = self.server.start(&mut self.rng);
+                    self.stats.ops += 1;
+                    let delay = self.between(0, 3_000);
+                    self.at(delay, Action::RunnerStep { op });
+                    let op = &self.server.ops[op];
+                    Input::Started {
+                        start,
+                        operation: Operation {
+                            id: op.id.clone(),
+                            kind: op.kind.to_owned(),
+                            status: Status::NotStarted,
+                            created_at: Timestamp(self.now),
+                            updated_at: Timestamp(self.now),
+                            epoch: op.epoch(),
+                            head: Seq::ZERO,
+                            percent_complete: None,
+                            params: json!({ "kind": op.kind }),
+                        },
+                    }
+                } else {
+                    let error = ApiError {
+                        code: "unavailable".into(),
+                        message: "The server is restarting.".into(),
+                    };
+                    Input::StartFailed { start, error }
+                };
+                let delay = self.latency();
+                self.reply(delay, input);
             }
             Action::CancelReachesServer {
                 incarnation,
@@ -1088,6 +1167,7 @@ impl World {
 
     fn settled(&self) -> bool {
         !self.stormy
+            && self.client.starting.is_empty()
             && self.server.ops.iter().all(|op| op.is_terminal())
             && self
                 .client
@@ -1221,6 +1301,12 @@ impl World {
         if persisted != current {
             return Err(self.fail(&format!(
                 "persisted {persisted:?} is not the tracked set {current:?}"
+            )));
+        }
+        if !self.client.starting.is_empty() {
+            return Err(self.fail(&format!(
+                "starts never finished for whoever asked: {:?}",
+                self.client.starting
             )));
         }
         if session.connection() != ConnectionState::Idle {
