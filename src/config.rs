@@ -11,7 +11,6 @@ use optrail_core::SessionOptions;
 pub struct UrlTemplates {
     pub start: String,
     pub events: String,
-    pub status: String,
     pub cancel: String,
     /// `ws:`/`wss:` URL, or an `http(s):` / path one that is converted.
     pub websocket: String,
@@ -22,7 +21,6 @@ impl Default for UrlTemplates {
         Self {
             start: "{base}/operations".into(),
             events: "{base}/operations/{id}/events?after={after}&limit={limit}".into(),
-            status: "{base}/operations/{id}".into(),
             cancel: "{base}/operations/{id}".into(),
             websocket: "{base}/ws".into(),
         }
@@ -111,7 +109,6 @@ impl Config {
             urls: UrlTemplates {
                 start: "{base}/payments".into(),
                 events: "{base}/payments/{id}/events".into(),
-                status: "{base}/payments/{id}".into(),
                 cancel: "{base}/payments/{id}".into(),
                 websocket: "{base}/payments/{id}/ws".into(),
             },

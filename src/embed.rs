@@ -1,14 +1,13 @@
-//! Mounting the widget into a page: the standalone app, a host's element
-//! from Rust, or (see `js.rs`) from JavaScript.
+//! Mounting the widget into a host's element from Rust; `js.rs` builds the
+//! JavaScript face on top, and `lib.rs` mounts the standalone app.
 
 use std::any::Any;
 use std::rc::Rc;
 
 use leptos::prelude::*;
 use optrail_core::OperationId;
-use wasm_bindgen::prelude::*;
 
-use crate::components::{App, WidgetCtx};
+use crate::components::{App, ViewContext};
 use crate::config::Config;
 use crate::driver::{Driver, Ui};
 
@@ -46,7 +45,7 @@ pub fn mount(element: web_sys::HtmlElement, config: Config) -> Widget {
     let owner = Owner::new();
     let (driver, view) = owner.with(|| {
         let driver = Driver::launch(config, Ui::new());
-        let ctx = WidgetCtx::new(&driver);
+        let ctx = ViewContext::new(&driver);
         let handle = leptos::mount::mount_to(element, move || view! { <App ctx=ctx /> });
         (driver, Box::new(handle) as Box<dyn Any>)
     });
@@ -55,20 +54,4 @@ pub fn mount(element: web_sys::HtmlElement, config: Config) -> Widget {
         view: Some(view),
         owner: Some(owner),
     }
-}
-
-/// Runs when the wasm loads: mounts the standalone app where the page asks
-/// for it (`<div data-optrail-app>`); host pages mount explicitly instead.
-#[wasm_bindgen(start)]
-pub fn on_load() {
-    crate::js::register_custom_element();
-    let Some(element) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.query_selector("[data-optrail-app]").ok().flatten())
-        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
-    else {
-        return;
-    };
-    // The standalone app lives as long as the page.
-    std::mem::forget(mount(element, Config::app()));
 }

@@ -123,7 +123,6 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
         let slots = [
             ("start", &mut config.urls.start),
             ("events", &mut config.urls.events),
-            ("status", &mut config.urls.status),
             ("cancel", &mut config.urls.cancel),
             ("websocket", &mut config.urls.websocket),
         ];

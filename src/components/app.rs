@@ -1,10 +1,10 @@
 use leptos::prelude::*;
 use optrail_core::OperationId;
 
-use super::WidgetCtx;
+use super::ViewContext;
 use super::connection::{ConnectionBadge, NoticeBanner};
+use super::operation_detail::OperationDetail;
 use super::operation_list::OperationList;
-use super::operation_view::OperationDetail;
 use super::start_form::StartForm;
 use crate::config::ViewMode;
 
@@ -29,7 +29,7 @@ fn set_hash(id: Option<&OperationId>) {
 
 /// The whole widget.
 #[component]
-pub fn App(ctx: WidgetCtx) -> impl IntoView {
+pub fn App(ctx: ViewContext) -> impl IntoView {
     provide_context(ctx);
     if ctx.hash_routing {
         // Deep links: the hash names the operation; an unknown one is tracked.

@@ -1,13 +1,13 @@
 use leptos::prelude::*;
 use optrail_core::ConnectionState;
 
-use super::WidgetCtx;
+use super::ViewContext;
 use crate::model::connection_text;
 
 /// Live / Reconnecting in N s / Offline.
 #[component]
 pub fn ConnectionBadge() -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let connection = move || ctx.ui.session.with(|s| s.connection);
     let state = move || match connection() {
         ConnectionState::Idle => "idle",
@@ -32,7 +32,7 @@ pub fn ConnectionBadge() -> impl IntoView {
 /// and an attribute cost the bundle less than a `<Show>` each.
 #[component]
 pub fn NoticeBanner() -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let malformed = move || ctx.ui.session.with(|s| s.malformed_frames);
     let server_error = move || ctx.ui.session.with(|s| s.server_error.clone());
     view! {

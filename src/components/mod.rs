@@ -3,8 +3,8 @@
 
 mod app;
 mod connection;
+mod operation_detail;
 mod operation_list;
-mod operation_view;
 mod start_form;
 mod timeline;
 
@@ -22,7 +22,7 @@ pub use app::App;
 /// What the components need: the state to render and a way to the driver
 /// for intents. `Copy`, so every closure can take it.
 #[derive(Clone, Copy)]
-pub struct WidgetCtx {
+pub struct ViewContext {
     pub ui: Ui,
     driver: StoredValue<Weak<Driver>, LocalStorage>,
     /// The operation shown in detail.
@@ -36,7 +36,7 @@ pub struct WidgetCtx {
     pub hash_routing: bool,
 }
 
-impl WidgetCtx {
+impl ViewContext {
     pub fn new(driver: &Rc<Driver>) -> Self {
         let config = driver.config();
         Self {

@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
-use super::WidgetCtx;
-use super::operation_view::{ProgressBar, StatusChip};
+use super::ViewContext;
+use super::operation_detail::{ProgressBar, StatusChip};
 use crate::driver::OperationHandle;
 use crate::model::ago;
 
@@ -9,7 +9,7 @@ use crate::model::ago;
 /// operations come and go; each item follows its own operation's summary.
 #[component]
 pub fn OperationList() -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     view! {
         // Named like the widget: the role tells the two landmarks apart, the
         // name tells this widget's from another's on the same page.
@@ -30,7 +30,7 @@ pub fn OperationList() -> impl IntoView {
 
 #[component]
 fn OperationListItem(handle: OperationHandle) -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let summary = handle.summary;
     let id = handle.id;
     let selected = {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use wasm_bindgen::JsCast;
 use web_sys::{FormData, HtmlFormElement};
 
-use super::WidgetCtx;
+use super::ViewContext;
 
 /// Starts a payment or a VM; the server's refusal is shown inline.
 ///
@@ -15,7 +15,7 @@ use super::WidgetCtx;
 /// optional form about 14 KB of the gzipped bundle (about 6 KB now).
 #[component]
 pub fn StartForm() -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let payment = RwSignal::new(true);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);

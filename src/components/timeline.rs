@@ -25,7 +25,7 @@ use leptos::prelude::*;
 use optrail_core::{Event, EventLog, OperationId};
 use web_sys::{Document, Element};
 
-use super::WidgetCtx;
+use super::ViewContext;
 use crate::driver::OperationHandle;
 use crate::model::ago;
 
@@ -41,7 +41,7 @@ const ANNOUNCE_EVERY_MS: i64 = 10_000;
 
 #[component]
 pub fn Timeline(handle: OperationHandle) -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let summary = handle.summary;
     let root = NodeRef::<Div>::new();
     let timeline: Shared = Rc::new(RefCell::new(None));
@@ -68,7 +68,7 @@ type Shared = Rc<RefCell<Option<Window>>>;
 
 /// The timeline's elements and what they show.
 struct Window {
-    ctx: WidgetCtx,
+    ctx: ViewContext,
     id: OperationId,
     document: Document,
     scroller: Element,
@@ -90,7 +90,7 @@ struct Window {
 }
 
 impl Window {
-    fn build(root: &Element, shared: &Shared, ctx: WidgetCtx, id: &OperationId) -> Self {
+    fn build(root: &Element, shared: &Shared, ctx: ViewContext, id: &OperationId) -> Self {
         let document = root
             .owner_document()
             .expect("an element in a page has a document");

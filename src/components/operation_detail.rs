@@ -2,7 +2,7 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use optrail_core::{OperationId, Problem, Status};
 
-use super::WidgetCtx;
+use super::ViewContext;
 use super::timeline::Timeline;
 use crate::driver::OperationHandle;
 use crate::model::{OperationSummary, duration, percent_css, problem_text, status_slug};
@@ -57,7 +57,7 @@ pub fn ProgressBar(
 /// The selected operation while it is tracked, or a hint.
 #[component]
 pub fn OperationDetail() -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     // A memo, so that the panel is built once per selection rather than on
     // every change, and is gone as soon as its operation is forgotten.
     let shown = Memo::new(move |_| {
@@ -76,7 +76,7 @@ pub fn OperationDetail() -> impl IntoView {
 
 #[component]
 fn OperationPanel(handle: OperationHandle) -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let summary = handle.summary;
     let id = handle.id.clone();
     let elapsed = move || {
@@ -125,7 +125,7 @@ fn OperationPanel(handle: OperationHandle) -> impl IntoView {
 /// for the rest: each distinct view costs the bundle its own generated code.
 #[component]
 fn Outcome(summary: RwSignal<OperationSummary>) -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     let retry_error = RwSignal::new(None::<String>);
     // The view is rebuilt only when the operation settles (ends, or turns
     // out unknown), not on every event; what changes before or after is
@@ -219,7 +219,7 @@ fn outcome_text(r: &OperationSummary) -> String {
 
 #[component]
 fn ForgetButton(id: OperationId) -> impl IntoView {
-    let ctx = expect_context::<WidgetCtx>();
+    let ctx = expect_context::<ViewContext>();
     view! {
         <button
             class="optrail-button optrail-button-quiet optrail-forget"
