@@ -114,6 +114,45 @@ fn simulated_schedules_converge_to_the_servers_log() {
     );
 }
 
+/// Seed-format schedules per plain `cargo test`.
+const DEFAULT_SEED_SCHEDULES: u64 = 500;
+
+#[test]
+fn seed_format_schedules_converge_to_the_servers_events() {
+    let trace = std::env::var_os("OPTRAIL_SIM_TRACE").is_some();
+    let seeds = match env_u64("OPTRAIL_SIM_SEED") {
+        Some(seed) => seed..seed + 1,
+        None => {
+            let first = env_u64("OPTRAIL_SIM_FIRST_SEED").unwrap_or(0);
+            first..first + env_u64("OPTRAIL_SIM_SEED_SCHEDULES").unwrap_or(DEFAULT_SEED_SCHEDULES)
+        }
+    };
+    let started = Instant::now();
+    let mut total = sim::seed::SeedStats::default();
+    let mut failures = Vec::new();
+    for seed in seeds {
+        match sim::seed::run_seed_schedule(seed, trace) {
+            Ok(stats) => total.add(&stats),
+            Err(failure) => {
+                eprintln!("{failure}");
+                failures.push(seed);
+                if failures.len() >= 5 {
+                    break;
+                }
+            }
+        }
+    }
+    println!(
+        "{} seed-format schedules in {:.2} s: {total:?}",
+        total.schedules,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "failing seed-format seeds: {failures:?} (replay one with OPTRAIL_SIM_SEED=… OPTRAIL_SIM_TRACE=1 … -- seed_format --nocapture)"
+    );
+}
+
 #[test]
 fn terminal_types_match_the_default_interpretation() {
     sim::server::check_terminal_types();

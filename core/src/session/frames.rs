@@ -5,7 +5,7 @@ use super::Session;
 use super::api::{Command, Problem, SocketId};
 use super::operation::Subscription;
 use super::socket::Socket;
-use crate::log::Insert;
+use crate::log::{Insert, LogOrder};
 use crate::protocol::{ClientFrame, Epoch, Event, OperationId, Seq, ServerFrame};
 
 impl Session {
@@ -135,6 +135,7 @@ impl Session {
             return;
         }
         op.subscription = Subscription::Active;
+        op.want_fresh_read();
         if op.epoch.is_some_and(|known| known != epoch) {
             op.restart_epoch(epoch, head);
         } else {
@@ -160,6 +161,7 @@ impl Session {
         // hostile seq far ahead would otherwise leave the operation asking
         // for history that does not exist.
         let seq = event.seq;
+        let was_complete = op.log.is_complete();
         if let Insert::Rejected(_) = op.log.insert(event) {
             self.notices.rejected_events += 1;
             return;
@@ -167,10 +169,14 @@ impl Session {
         if let Some(seq) = seq {
             op.head = op.head.max(seq);
         }
+        if op.log.order() == LogOrder::ByTime && !was_complete && op.log.is_complete() {
+            // Without seqs the end says nothing of what came before it.
+            op.want_fresh_read();
+        }
         // Until `subscribed` arrives the live events are only buffered: the
         // catch-up that follows it fills whatever is missing.
         if op.subscription == Subscription::Active {
-            if !op.in_round() && op.log.first_gap().is_some() {
+            if op.needs_round() {
                 op.start_round(false);
             }
             self.catch_up(id);

@@ -37,6 +37,7 @@ impl Session {
             sent_at: now,
             after,
             limit,
+            generation: op.read_generation(),
         };
         self.next_request = request.0;
         self.commands.push_back(Command::FetchHistory {
@@ -67,7 +68,13 @@ impl Session {
             self.history_failed(request, HistoryError::Transient(reason));
             return;
         }
-        let Fetch::InFlight { after, limit, .. } = op.fetch else {
+        let Fetch::InFlight {
+            after,
+            limit,
+            generation,
+            ..
+        } = op.fetch
+        else {
             unreachable!("requested() found it in flight")
         };
         op.fetch = Fetch::Idle;
@@ -94,7 +101,7 @@ impl Session {
                 Insert::Rejected(_) => self.notices.rejected_events += 1,
             }
         }
-        op.count_page(added);
+        op.count_page(added, generation);
 
         // A page that added nothing, after which the same page would be
         // asked for again, made no progress (the history lags the head, or

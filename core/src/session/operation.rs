@@ -30,6 +30,8 @@ pub(super) enum Fetch {
         /// What it asked for, to tell a page that made no progress.
         after: Seq,
         limit: u32,
+        /// [`OperationState::reads`] when it was sent.
+        generation: u32,
     },
     RetryAt(Timestamp),
 }
@@ -55,6 +57,12 @@ pub(super) struct OperationState {
     /// The highest seq the server is known to have.
     pub head: Seq,
     pub subscription: Subscription,
+    /// Bumped whenever something happens that only a history read sent
+    /// afterwards can cover: a subscription reached, or, without seqs, a
+    /// terminal event pushed (earlier events may still be on their way, or
+    /// were never pushed to this socket). Without seqs, only a page read
+    /// under the current value counts as the round's read.
+    reads: u32,
     pub fetch: Fetch,
     pub fetch_backoff: Backoff,
     round: Option<Round>,
@@ -81,6 +89,7 @@ impl OperationState {
             epoch,
             head: Seq::ZERO,
             subscription: Subscription::None,
+            reads: 0,
             fetch: Fetch::Idle,
             fetch_backoff: Backoff::new(options.history_retry.clone()),
             round: None,
@@ -139,11 +148,27 @@ impl OperationState {
         self.round = None;
     }
 
-    /// A history page added `added` events to the round.
-    pub fn count_page(&mut self, added: u64) {
+    /// Only a history read sent from now on covers everything so far.
+    pub fn want_fresh_read(&mut self) {
+        self.reads += 1;
+        if let Some(round) = self.round.as_mut() {
+            round.pages = 0;
+        }
+    }
+
+    /// What a history request sent now records, for [`Self::count_page`].
+    pub fn read_generation(&self) -> u32 {
+        self.reads
+    }
+
+    /// A history page sent at read generation `sent_under` added `added`
+    /// events to the round. Without seqs, only a page read at the current
+    /// generation counts as the round's read.
+    pub fn count_page(&mut self, added: u64, sent_under: u32) {
+        let current = sent_under == self.reads;
         if let Some(round) = self.round.as_mut() {
             round.missed += added;
-            round.pages += 1;
+            round.pages += u32::from(current || self.log.order() == LogOrder::BySeq);
         }
     }
 
@@ -180,9 +205,24 @@ impl OperationState {
 
     /// Whether nothing more will come: a terminal event we recognise, or
     /// the server's word for a vocabulary we do not.
+    ///
+    /// Without seqs, a terminal event says nothing about the events before
+    /// it: pushes may overtake each other, so it ends the operation only
+    /// once a history read after it is in (see [`Self::needs_round`]).
     pub fn over(&self) -> bool {
-        self.log.is_complete()
-            || (!self.behind() && self.server_status.is_some_and(Status::is_terminal))
+        let complete =
+            self.log.is_complete() && (self.log.order() == LogOrder::BySeq || !self.behind());
+        complete || (!self.behind() && self.server_status.is_some_and(Status::is_terminal))
+    }
+
+    /// Whether the log needs another catch-up round: a gap in seq order,
+    /// or, without seqs, a terminal event that arrived between rounds.
+    pub fn needs_round(&self) -> bool {
+        !self.in_round()
+            && match self.log.order() {
+                LogOrder::BySeq => self.log.first_gap().is_some(),
+                LogOrder::ByTime => self.log.is_complete(),
+            }
     }
 
     /// A history failure that has since been overcome is no longer shown.

@@ -6,9 +6,13 @@
 //!   requests that fail, come late or twice), the client (a [`Session`]
 //!   that reloads, goes offline, hides its tab) and the event loop that ties
 //!   them together, then checks the outcome.
+//! - [`seed`]: the same client behind the core's compat translator against
+//!   a seed-format server (no seq, a socket per operation, duplicated and
+//!   reordered pushes).
 //!
 //! [`Session`]: optrail_core::Session
 
+pub mod seed;
 pub mod server;
 pub mod world;
 
