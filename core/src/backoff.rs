@@ -31,6 +31,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A backoff at its shortest delay.
     pub fn new(options: BackoffOptions) -> Self {
         Self {
             options,

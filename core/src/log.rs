@@ -31,9 +31,11 @@ pub enum LogOrder {
 /// What became of an inserted event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Insert {
+    /// New: inserted in order.
     Added,
     /// Same seq or same id as an event already held: dropped and counted.
     Duplicate,
+    /// Refused, and why: the event is not kept.
     Rejected(Rejection),
 }
 
@@ -42,10 +44,13 @@ pub enum Insert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("the event has no seq")]
+    /// An event without seq in a log ordered by seq.
     MissingSeq,
     #[error("seq 0 is not a valid event number")]
+    /// Seq 0: seqs start at 1.
     ZeroSeq,
     #[error("seq is implausibly far ahead of the events held")]
+    /// A seq so far beyond the contiguous prefix that holding it would cost unbounded memory.
     TooFarAhead,
 }
 
@@ -136,6 +141,7 @@ enum OrderKey {
 }
 
 impl EventLog {
+    /// An empty log kept in `order`, reading event types with `interpretation`.
     pub fn new(order: LogOrder, interpretation: Arc<Interpretation>) -> Self {
         Self {
             order,
@@ -322,10 +328,12 @@ impl EventLog {
         }
     }
 
+    /// Events held.
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
+    /// Whether no event is held.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }

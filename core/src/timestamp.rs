@@ -24,10 +24,12 @@ pub struct TimestampError(pub String);
 const MS_PER_DAY: i64 = 86_400_000;
 
 impl Timestamp {
+    /// The instant `ms` milliseconds after the Unix epoch.
     pub fn from_millis(ms: i64) -> Self {
         Self(ms)
     }
 
+    /// Milliseconds since the Unix epoch.
     pub fn millis(self) -> i64 {
         self.0
     }

@@ -1,0 +1,96 @@
+//! The server side of the network: frames from the client, pushes to it,
+//! and server restarts.
+
+use super::*;
+
+impl World {
+    pub(super) fn send_out(&mut self, out: Outbox) {
+        for (conn, frame) in out {
+            let Some(c) = self.server.conns.get(&conn) else {
+                continue;
+            };
+            let (incarnation, socket) = c.client;
+            let latency = self.latency();
+            let Some(pipe) = self.pipes.get_mut(&(incarnation, socket)) else {
+                continue;
+            };
+            if pipe.cut {
+                continue;
+            }
+            if matches!(&frame, ServerFrame::Event { event, .. }
+                    if crate::sim::server::terminal_status(event.kind.as_str()).is_none())
+                && self.stormy
+                && self.rng.chance(self.p_lost_push)
+            {
+                self.stats.lost_pushes += 1;
+                continue;
+            }
+            let pipe = self.pipes.get_mut(&(incarnation, socket)).expect("pipe");
+            let at = (self.now + latency).max(pipe.to_client_last);
+            pipe.to_client_last = at;
+            let text = frame.to_json();
+            self.at(
+                at - self.now,
+                Action::ToClient {
+                    incarnation,
+                    input: Input::FrameReceived(socket, text),
+                    data_on: Some(socket),
+                },
+            );
+        }
+    }
+
+    pub(super) fn restart_server(&mut self) {
+        self.stats.server_restarts += 1;
+        self.server.up = false;
+        let conns: Vec<(u64, SocketId)> = self.server.conns.values().map(|c| c.client).collect();
+        for (incarnation, socket) in conns {
+            self.cut(incarnation, socket);
+            if incarnation == self.client.incarnation {
+                let delay = self.latency();
+                self.control(socket, delay, Input::SocketClosed(socket));
+            }
+        }
+        let down = self.between(100, 10_000);
+        self.at(down, Action::ServerUp);
+    }
+
+    pub(super) fn server_frame(&mut self, conn: ConnId, frame: ClientFrame) {
+        if let Some(c) = self.server.conns.get_mut(&conn) {
+            c.last_heard = self.now;
+        }
+        let mut out = Outbox::new();
+        match frame {
+            ClientFrame::Subscribe {
+                operation_id,
+                after,
+            } => {
+                if let Some(registration) = self.server.subscribe(conn, &operation_id, &mut out) {
+                    // Events committed while the head is being read are
+                    // pushed before `subscribed` goes out.
+                    let delay = if self.rng.chance(0.3) {
+                        self.stats.slow_subscribe_answers += 1;
+                        self.between(1, 2_000)
+                    } else {
+                        0
+                    };
+                    self.at(
+                        delay,
+                        Action::AnswerSubscribe {
+                            conn,
+                            operation_id,
+                            registration,
+                            after,
+                        },
+                    );
+                }
+            }
+            ClientFrame::Unsubscribe { operation_id } => {
+                self.server.unsubscribe(conn, &operation_id, &mut out)
+            }
+            ClientFrame::Ping => out.push((conn, ServerFrame::Pong)),
+            ClientFrame::Pong => {}
+        }
+        self.send_out(out);
+    }
+}
