@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use futures::channel::{mpsc, oneshot};
+use futures::channel::mpsc;
 use futures::future::{Either, poll_fn, select};
 use futures::{SinkExt, StreamExt};
 use gloo_events::EventListener;
@@ -118,7 +118,9 @@ struct State {
     compat: Option<Compat>,
     compat_sockets: Slots<OperationId, mpsc::UnboundedSender<String>>,
     /// Whoever waits for each start's outcome.
-    starts: Slots<StartId, oneshot::Sender<Result<OperationId, ApiError>>>,
+    /// (An unbounded channel used once: the bundle already carries its
+    /// code for the sockets, while a oneshot would add its own.)
+    starts: Slots<StartId, mpsc::UnboundedSender<Result<OperationId, ApiError>>>,
     next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
@@ -402,7 +404,7 @@ impl Driver {
         if let Command::StartFinished { start, outcome } = command {
             // Not I/O: the answer for whoever asked, in every mode.
             if let Some(waiting) = self.state.borrow_mut().starts.remove(&start) {
-                let _ = waiting.send(outcome);
+                let _ = waiting.unbounded_send(outcome);
             }
             return;
         }
@@ -628,7 +630,7 @@ impl Driver {
         kind: &str,
         params: Value,
     ) -> Result<OperationId, ApiError> {
-        let (sender, receiver) = oneshot::channel();
+        let (sender, mut receiver) = mpsc::unbounded();
         let start = {
             let mut state = self.state.borrow_mut();
             state.next_start += 1;
@@ -641,7 +643,7 @@ impl Driver {
             params,
         };
         self.input(Input::Start { start, request });
-        receiver.await.unwrap_or_else(|_| {
+        receiver.next().await.unwrap_or_else(|| {
             Err(ApiError {
                 code: "unmounted".into(),
                 message: "The widget was closed.".into(),
