@@ -117,10 +117,9 @@ struct State {
     /// subscribed operation.
     compat: Option<Compat>,
     compat_sockets: Slots<OperationId, mpsc::UnboundedSender<String>>,
-    /// Whoever waits for each start's outcome.
-    /// (An unbounded channel used once: the bundle already carries its
-    /// code for the sockets, while a oneshot would add its own.)
-    starts: Slots<StartId, mpsc::UnboundedSender<Result<OperationId, ApiError>>>,
+    /// Whoever waits for each start's outcome. A callback rather than a
+    /// channel: every channel type is its own copy of code in the bundle.
+    starts: Slots<StartId, StartDone>,
     next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
@@ -131,6 +130,9 @@ struct State {
     publish_fallback: Option<Timeout>,
     alive: bool,
 }
+
+/// Told how a start ended.
+pub type StartDone = Box<dyn FnOnce(Result<OperationId, ApiError>)>;
 
 /// How long a publish may wait for an animation frame before a timer does
 /// it (a frame may be late, or rendering paused, in a busy or hidden page).
@@ -403,8 +405,9 @@ impl Driver {
     fn execute(&self, command: Command) {
         if let Command::StartFinished { start, outcome } = command {
             // Not I/O: the answer for whoever asked, in every mode.
-            if let Some(waiting) = self.state.borrow_mut().starts.remove(&start) {
-                let _ = waiting.unbounded_send(outcome);
+            let done = self.state.borrow_mut().starts.remove(&start);
+            if let Some(done) = done {
+                done(outcome);
             }
             return;
         }
@@ -567,10 +570,20 @@ impl Driver {
         };
         let document = window.document();
         let mut listeners = Vec::new();
-        for (name, input) in [("online", Input::Online), ("offline", Input::Offline)] {
+        for online in [true, false] {
             let driver = self.this.clone();
+            let name = if online { "online" } else { "offline" };
+            // Built on the spot, not cloned: cloning an `Input` carries the
+            // clone code of every kind of input into the bundle.
             listeners.push(EventListener::new(&window, name, move |_| {
-                feed(&driver, input.clone())
+                feed(
+                    &driver,
+                    if online {
+                        Input::Online
+                    } else {
+                        Input::Offline
+                    },
+                )
             }));
         }
         if let Some(document) = document.clone() {
@@ -622,20 +635,16 @@ impl Driver {
         state.ticker = Some(ticker);
     }
 
-    /// Starts an operation through the session and waits for how it
-    /// ended: its id (already tracked), or the server's `code` and a
-    /// sentence for the person.
-    pub async fn start_operation(
-        &self,
-        kind: &str,
-        params: Value,
-    ) -> Result<OperationId, ApiError> {
-        let (sender, mut receiver) = mpsc::unbounded();
+    /// Starts an operation through the session; `done` learns how it
+    /// ended, exactly once: its id (already tracked), or the server's
+    /// `code` and a sentence for the person. Never, if the widget is
+    /// unmounted first.
+    pub fn start_operation(&self, kind: &str, params: Value, done: StartDone) {
         let start = {
             let mut state = self.state.borrow_mut();
             state.next_start += 1;
             let start = StartId(state.next_start);
-            state.starts.insert(start, sender);
+            state.starts.insert(start, done);
             start
         };
         let request = StartRequest {
@@ -643,12 +652,6 @@ impl Driver {
             params,
         };
         self.input(Input::Start { start, request });
-        receiver.next().await.unwrap_or_else(|| {
-            Err(ApiError {
-                code: "unmounted".into(),
-                message: "The widget was closed.".into(),
-            })
-        })
     }
 }
 

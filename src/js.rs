@@ -7,7 +7,6 @@ use std::rc::Rc;
 use js_sys::{Function, Reflect};
 use optrail_core::{EventType, Status};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use crate::config::{Config, ViewMode};
 use crate::embed::{Widget, mount as mount_widget};
@@ -42,18 +41,24 @@ impl WidgetHandle {
         let Some(widget) = &self.widget else {
             return js_sys::Promise::reject(&JsError::new("optrail: unmounted").into());
         };
+        let params = match to_json(&params) {
+            Ok(params) => params,
+            Err(error) => return js_sys::Promise::reject(&error),
+        };
         let driver = Rc::clone(widget.driver());
-        future_to_promise(async move {
-            let params = to_json(&params)?;
-            driver
-                .start_operation(&kind, params)
-                .await
-                .map(|id| JsValue::from_str(id.as_str()))
-                .map_err(|failure| {
-                    let error = js_sys::Error::new(&failure.message);
-                    let _ = js_sys::Reflect::set(&error, &"code".into(), &failure.code.into());
-                    error.into()
-                })
+        js_sys::Promise::new(&mut |resolve, reject| {
+            let settle =
+                move |outcome: Result<optrail_core::OperationId, optrail_core::ApiError>| {
+                    let _ = match outcome {
+                        Ok(id) => resolve.call1(&JsValue::NULL, &JsValue::from_str(id.as_str())),
+                        Err(failure) => {
+                            let error = js_sys::Error::new(&failure.message);
+                            let _ = Reflect::set(&error, &"code".into(), &failure.code.into());
+                            reject.call1(&JsValue::NULL, &error)
+                        }
+                    };
+                };
+            driver.start_operation(&kind, params.clone(), Box::new(settle));
         })
     }
 

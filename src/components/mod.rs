@@ -11,7 +11,7 @@ mod timeline;
 use std::rc::{Rc, Weak};
 
 use leptos::prelude::*;
-use optrail_core::{EventLog, Input, OperationId};
+use optrail_core::{ApiError, EventLog, Input, OperationId};
 use serde_json::Value;
 
 use crate::config::ViewMode;
@@ -87,17 +87,25 @@ impl ViewContext {
         self.selected.set(id);
     }
 
-    /// Starts an operation and shows it. `Err` is a sentence for the form.
-    pub async fn start(self, kind: String, params: Value) -> Result<(), String> {
-        let driver = self
-            .driver()
-            .ok_or_else(|| "The widget was closed.".to_owned())?;
-        let id = driver
-            .start_operation(&kind, params)
-            .await
-            .map_err(|failure| failure.message)?;
-        self.select(Some(id));
-        Ok(())
+    /// Starts an operation and shows it; `done` gets `Err` with a
+    /// sentence for the form.
+    pub fn start(
+        self,
+        kind: String,
+        params: Value,
+        done: impl FnOnce(Result<(), String>) + 'static,
+    ) {
+        let Some(driver) = self.driver() else {
+            return done(Err("The widget was closed.".to_owned()));
+        };
+        let shown = move |outcome: Result<OperationId, ApiError>| {
+            done(
+                outcome
+                    .map(|id| self.select(Some(id)))
+                    .map_err(|e| e.message),
+            )
+        };
+        driver.start_operation(&kind, params, Box::new(shown));
     }
 
     pub fn cancel(&self, id: OperationId) {

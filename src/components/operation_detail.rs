@@ -175,9 +175,7 @@ fn Outcome(summary: RwSignal<OperationSummary>) -> impl IntoView {
                         class="optrail-button optrail-retry"
                         on:click=move |_| {
                             let (kind, params) = (kind.clone(), params.clone());
-                            leptos::task::spawn_local(async move {
-                                retry_error.set(ctx.start(kind, params).await.err());
-                            });
+                            ctx.start(kind, params, move |result| retry_error.set(result.err()));
                         }
                     >
                         "Retry"

@@ -41,8 +41,7 @@ pub fn StartForm() -> impl IntoView {
         };
         error.set(None);
         busy.set(true);
-        leptos::task::spawn_local(async move {
-            let result = ctx.start(kind, params).await;
+        ctx.start(kind, params, move |result| {
             busy.set(false);
             error.set(result.err());
         });

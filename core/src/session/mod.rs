@@ -146,12 +146,21 @@ impl Session {
     /// adapter keeps one timer and re-reads this after every input.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let timeout = self.options.request_timeout_ms;
-        self.operations
-            .iter()
-            .filter_map(|op| op.deadline(timeout))
-            .chain(self.socket_deadline())
-            .chain(self.starts_deadline())
-            .min()
+        // Plain loops: this runs after every input, and in the browser
+        // bundle an iterator chain costs several times the code.
+        let mut earliest = self.socket_deadline();
+        let mut consider = |at: Option<Timestamp>| {
+            if let Some(at) = at
+                && earliest.is_none_or(|e| at < e)
+            {
+                earliest = Some(at);
+            }
+        };
+        for op in &self.operations {
+            consider(op.deadline(timeout));
+        }
+        consider(self.starts_deadline());
+        earliest
     }
 
     /// Session-wide notices (malformed frames, rejected events, errors).
