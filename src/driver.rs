@@ -120,6 +120,8 @@ struct State {
     /// Whoever waits for each start's outcome. A callback rather than a
     /// channel: every channel type is its own copy of code in the bundle.
     starts: Slots<StartId, StartDone>,
+    /// Starts that ended during the input being handled, told after it.
+    ended_starts: Vec<(StartDone, Result<OperationId, ApiError>)>,
     next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
@@ -206,6 +208,7 @@ impl Driver {
                 compat,
                 compat_sockets: Slots::default(),
                 starts: Slots::default(),
+                ended_starts: Vec::new(),
                 next_start: 0,
                 recorded: Vec::new(),
                 publish_due: false,
@@ -240,7 +243,7 @@ impl Driver {
         // is published at once. Everything else waits for the next frame.
         let set_changes = matches!(
             input,
-            Input::Track { .. } | Input::Restore(_) | Input::Forget(_)
+            Input::Track { .. } | Input::Restore(_) | Input::Forget(_) | Input::Started { .. }
         );
         {
             let mut state = self.state.borrow_mut();
@@ -260,6 +263,12 @@ impl Driver {
         self.schedule_publish();
         if set_changes {
             self.publish();
+        }
+        // Told only now, once the operation it started is published: whoever
+        // asked may select it at once.
+        let ended = std::mem::take(&mut self.state.borrow_mut().ended_starts);
+        for (done, outcome) in ended {
+            done(outcome);
         }
     }
 
@@ -405,9 +414,9 @@ impl Driver {
     fn execute(&self, command: Command) {
         if let Command::StartFinished { start, outcome } = command {
             // Not I/O: the answer for whoever asked, in every mode.
-            let done = self.state.borrow_mut().starts.remove(&start);
-            if let Some(done) = done {
-                done(outcome);
+            let mut state = self.state.borrow_mut();
+            if let Some(done) = state.starts.remove(&start) {
+                state.ended_starts.push((done, outcome));
             }
             return;
         }
