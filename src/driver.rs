@@ -491,10 +491,17 @@ impl Driver {
                     };
                     let input = match page {
                         Ok(page) => Input::HistoryReceived { request, page },
+                        // Unknown, or an id the server could never know.
                         Err(HttpError::NotFound) => Input::HistoryFailed {
                             request,
                             error: HistoryError::NotFound,
                         },
+                        Err(HttpError::Refused { code, .. }) if code == "invalid_operation_id" => {
+                            Input::HistoryFailed {
+                                request,
+                                error: HistoryError::NotFound,
+                            }
+                        }
                         Err(error) => Input::HistoryFailed {
                             request,
                             error: HistoryError::Transient(error.to_string()),
@@ -755,8 +762,19 @@ async fn run_socket(
         closed();
         return;
     };
-    // Ready means open, or failed to open.
-    let _ = poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
+    // Ready means open, or failed to open. The session may give up on a
+    // socket still opening (its connect deadline): the socket is then
+    // dropped, which closes it — a browser lets only one socket to a host
+    // be connecting at a time, so one left hanging would block the next.
+    loop {
+        let ready = poll_fn(|cx| socket.poll_ready_unpin(cx));
+        match select(ready, outgoing.next()).await {
+            Either::Left(_) => break,
+            // The session sends nothing before the socket is open.
+            Either::Right((Some(_), _)) => {}
+            Either::Right((None, _)) => return,
+        }
+    }
     if !matches!(socket.state(), SocketState::Open) {
         closed();
         return;

@@ -95,6 +95,22 @@ fn string(options: &JsValue, key: &str) -> Result<Option<String>, JsError> {
     }
 }
 
+/// A positive number of milliseconds.
+fn millis(options: &JsValue, key: &str) -> Result<Option<u64>, JsError> {
+    match get(options, key) {
+        None => Ok(None),
+        Some(value) => value
+            .as_f64()
+            .filter(|ms| ms.is_finite() && *ms >= 1.0)
+            .map(|ms| Some(ms as u64))
+            .ok_or_else(|| {
+                JsError::new(&format!(
+                    "optrail: option `{key}` must be a positive number of milliseconds"
+                ))
+            }),
+    }
+}
+
 fn flag(options: &JsValue, key: &str) -> Option<bool> {
     get(options, key).map(|v| v.is_truthy())
 }
@@ -148,6 +164,12 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
     }
     if let Some(path) = string(options, "progressPath")? {
         config.session.interpretation.progress_path = path;
+    }
+    if let Some(ms) = millis(options, "requestTimeoutMs")? {
+        config.session.request_timeout_ms = ms;
+    }
+    if let Some(ms) = millis(options, "connectTimeoutMs")? {
+        config.session.connect_timeout_ms = ms;
     }
     if let Some(label) = string(options, "label")? {
         config.label = label;

@@ -211,16 +211,23 @@ pub fn recovery_text(recovery: Recovery) -> String {
 pub fn problem_text(problem: &Problem, now: i64) -> String {
     match problem {
         Problem::NotFound => {
-            "The server has no record of this operation. It may have been removed; you can forget it."
-                .into()
+            "This operation does not exist or is no longer available. You can forget it.".into()
         }
-        Problem::Server(message) => message.clone(),
+        Problem::Server { message, retry_at } => format!(
+            "The server refused to follow it live ({message}) — asking again in {} s",
+            seconds_until(*retry_at, now)
+        ),
         Problem::HistoryUnavailable { reason, retry_at } => format!(
             "Couldn't load the history ({reason}) — retrying in {} s",
-            ((retry_at.0 - now).max(0) + 999) / 1000
+            seconds_until(*retry_at, now)
         ),
         Problem::CancelFailed(message) => format!("Couldn't cancel: {message}"),
     }
+}
+
+/// Whole seconds from `now` until `at`, rounded up.
+fn seconds_until(at: optrail_core::Timestamp, now: i64) -> i64 {
+    ((at.0 - now).max(0) + 999) / 1000
 }
 
 /// The connection in words.
@@ -230,7 +237,7 @@ pub fn connection_text(connection: ConnectionState, now: i64) -> String {
         ConnectionState::Connecting => "Connecting…".into(),
         ConnectionState::Live => "Live".into(),
         ConnectionState::Reconnecting { at } => {
-            let s = ((at.0 - now).max(0) + 999) / 1000;
+            let s = seconds_until(at, now);
             if s == 0 {
                 "Reconnecting…".into()
             } else {

@@ -151,7 +151,7 @@ async fn cross_origin_widget_shows_a_publisher_fed_operation_live_to_its_owner_a
                 && refused
                     .problem
                     .as_deref()
-                    .is_some_and(|p| p.contains("no record of this operation")),
+                    .is_some_and(|p| p.contains("does not exist or is no longer available")),
             "Bob's page shows of Alice's deployment: {refused:?}"
         );
         let text = widget_text(&bob).await?;

@@ -39,6 +39,23 @@ pub struct SessionOptions {
     /// A socket not open this long after it was asked for is given up and
     /// reconnected like a lost one.
     pub connect_timeout_ms: u64,
+    /// Subscriptions the server allows on one socket (the reference
+    /// server's default). Never exceeded: operations beyond it wait for a
+    /// free slot and meanwhile read their history every
+    /// [`Self::poll_interval_ms`]. A lower limit learned from a
+    /// `too_many_subscriptions` refusal replaces it.
+    pub max_subscriptions: usize,
+    /// How often an operation without a live subscription (waiting for a
+    /// slot, or on a backend whose sockets cannot be trusted to report
+    /// their own death: see [`Self::poll_always`]) reads its history.
+    pub poll_interval_ms: u64,
+    /// Read the history of every followed operation every
+    /// `poll_interval_ms`, subscribed or not: for seed-format backends,
+    /// whose sockets never ping, so a silently dead one is noticed.
+    pub poll_always: bool,
+    /// The tracked set is kept to this many operations: beyond it, the
+    /// oldest finished ones are forgotten (running ones never are).
+    pub max_tracked: usize,
 }
 
 impl Default for SessionOptions {
@@ -56,6 +73,10 @@ impl Default for SessionOptions {
             healthy_after_ms: 10_000,
             request_timeout_ms: 15_000,
             connect_timeout_ms: 10_000,
+            max_subscriptions: 64,
+            poll_interval_ms: 5_000,
+            poll_always: false,
+            max_tracked: 200,
         }
     }
 }
@@ -313,8 +334,13 @@ impl Recovery {
 pub enum Problem {
     /// The server does not know this operation.
     NotFound,
-    /// The server refused something (its message).
-    Server(String),
+    /// The server refused something (its message); retrying at `retry_at`.
+    Server {
+        /// The server's words.
+        message: String,
+        /// When the subscription is asked for again.
+        retry_at: Timestamp,
+    },
     /// History could not be loaded; retrying at `retry_at`.
     HistoryUnavailable {
         /// Why, in words the person can read.

@@ -3,10 +3,11 @@
 
 use super::Session;
 use super::api::{Command, Problem, SocketId};
-use super::operation::Subscription;
+use super::operation::{Fetch, Subscription};
 use super::socket::Socket;
 use crate::log::{Insert, LogOrder};
 use crate::protocol::{ClientFrame, Epoch, Event, OperationId, Seq, ServerFrame};
+use crate::timestamp::Timestamp;
 
 impl Session {
     pub(super) fn subscribe(&mut self, id: &OperationId) {
@@ -17,9 +18,25 @@ impl Session {
             // Resubscribed once the old subscription's end is confirmed.
             return;
         }
+        let full = self.live_subscriptions() >= self.subscription_limit;
         let Some(op) = self.find_mut(id) else { return };
         if op.subscription != Subscription::None || !op.needs_live() {
             return;
+        }
+        if full {
+            // Never more than the server allows on one socket: this one
+            // reads its history until a slot frees.
+            op.waiting_for_slot = true;
+            if !op.in_round() {
+                op.start_round(false);
+            }
+            self.fetch_next(id);
+            return;
+        }
+        op.waiting_for_slot = false;
+        op.resubscribe_at = None;
+        if let Fetch::PollAt(_) = op.fetch {
+            op.fetch = Fetch::Idle;
         }
         op.subscription = Subscription::Pending;
         let after = op.log.contiguous();
@@ -31,6 +48,75 @@ impl Session {
                 after,
             },
         ));
+    }
+
+    /// Subscriptions the server holds for this client on the current
+    /// socket: asked for, granted, or ended but not yet confirmed.
+    fn live_subscriptions(&self) -> usize {
+        let held = self
+            .operations
+            .iter()
+            .filter(|op| op.subscription != Subscription::None)
+            .count();
+        held + self.unsubscribing.len()
+    }
+
+    /// A slot may have freed: operations waiting for one get it, newest
+    /// first, as far as the limit allows.
+    fn subscribe_waiting(&mut self) {
+        let waiting: Vec<OperationId> = self
+            .operations
+            .iter()
+            .filter(|op| op.waiting_for_slot && op.needs_live())
+            .map(|op| op.id().clone())
+            .collect();
+        for id in waiting {
+            if self.live_subscriptions() >= self.subscription_limit {
+                break;
+            }
+            self.subscribe(&id);
+        }
+    }
+
+    /// The server refused to subscribe `id`: each refusal has an outcome
+    /// the person can see, and none leaves it without events.
+    fn refused(&mut self, id: &OperationId, code: &str, message: String) {
+        let held = self.live_subscriptions();
+        let now = self.now;
+        let Some(op) = self.operations.iter_mut().find(|op| op.id() == id) else {
+            return;
+        };
+        op.subscription = Subscription::None;
+        match code {
+            // An id the server does not know, or could never know: it will
+            // not exist later either. Shown, with Forget, never retried.
+            "operation_not_found" | "invalid_operation_id" => {
+                op.problem = Some(Problem::NotFound);
+                op.fetch = Fetch::Idle;
+                op.drop_round();
+                op.waiting_for_slot = false;
+                op.resubscribe_at = None;
+            }
+            "too_many_subscriptions" => {
+                // The server allows fewer than we thought: learn it (the
+                // refused one was counted), then wait for a slot.
+                self.subscription_limit =
+                    self.subscription_limit.min(held.saturating_sub(1)).max(1);
+                self.subscribe(id);
+            }
+            // `internal`, or a code this client does not know: it may pass.
+            // Asked again after a backoff, shown meanwhile, and read from
+            // history meanwhile.
+            _ => {
+                let delay = op.fetch_backoff.next_delay_ms(&mut self.rng).max(250);
+                let retry_at = Timestamp(now.0 + delay as i64);
+                op.resubscribe_at = Some(retry_at);
+                op.problem = Some(Problem::Server { message, retry_at });
+                self.fetch_next(id);
+            }
+        }
+        self.close_socket_if_idle();
+        self.subscribe_waiting();
     }
 
     /// Ends a subscription on the current socket, remembering that its
@@ -84,8 +170,10 @@ impl Session {
                 if self.unsubscribing.remove(&operation_id) =>
             {
                 // The end we asked for. If the operation was tracked again
-                // meanwhile, its subscription can go out now.
+                // meanwhile, its subscription can go out now; else the slot
+                // is free for one that waits.
                 self.subscribe(&operation_id);
+                self.subscribe_waiting();
             }
             ServerFrame::Unsubscribed { operation_id } => {
                 // While a subscribe is pending, an `unsubscribed` answers an
@@ -100,23 +188,14 @@ impl Session {
                         // the history; the next connection subscribes again.
                         self.fetch_next(&operation_id);
                     }
+                    self.subscribe_waiting();
                 }
             }
             ServerFrame::Error {
                 operation_id: Some(operation_id),
                 code,
                 message,
-            } => {
-                if let Some(op) = self.find_mut(&operation_id) {
-                    op.subscription = Subscription::None;
-                    op.problem = Some(if code == "operation_not_found" {
-                        Problem::NotFound
-                    } else {
-                        Problem::Server(message)
-                    });
-                    self.close_socket_if_idle();
-                }
-            }
+            } => self.refused(&operation_id, &code, message),
             ServerFrame::Error {
                 operation_id: None,
                 message,
@@ -135,6 +214,9 @@ impl Session {
             return;
         }
         op.subscription = Subscription::Active;
+        if matches!(op.problem, Some(Problem::Server { .. })) {
+            op.problem = None;
+        }
         op.want_fresh_read();
         if op.epoch.is_some_and(|known| known != epoch) {
             op.restart_epoch(epoch, head);

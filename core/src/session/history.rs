@@ -132,6 +132,20 @@ impl Session {
             return;
         }
         self.catch_up(&id);
+        self.schedule_poll(&id);
+    }
+
+    /// An operation read by polling is read again after the interval, once
+    /// it has caught up with what it was told.
+    fn schedule_poll(&mut self, id: &OperationId) {
+        let at = Timestamp(self.now.0 + self.options.poll_interval_ms as i64);
+        let options = &self.options;
+        let Some(op) = self.operations.iter_mut().find(|op| op.id() == id) else {
+            return;
+        };
+        if op.polled(options) && !op.finished && op.fetch == Fetch::Idle && !op.in_round() {
+            op.fetch = Fetch::PollAt(at);
+        }
     }
 
     pub(super) fn history_failed(&mut self, request: RequestId, error: HistoryError) {
@@ -179,18 +193,25 @@ impl Session {
             if op.deadline(timeout).is_none_or(|at| now < at) {
                 continue;
             }
+            let id = op.id().clone();
+            if op.resubscribe_at.is_some_and(|at| now >= at) {
+                op.resubscribe_at = None;
+                self.subscribe(&id);
+            }
+            let op = &mut self.operations[index];
             match op.fetch {
-                Fetch::InFlight { request, .. } => {
+                Fetch::InFlight {
+                    request, sent_at, ..
+                } if now.0 - sent_at.0 >= timeout as i64 => {
                     let reason = format!("no answer within {} s", timeout / 1000);
                     self.history_failed(request, HistoryError::Transient(reason));
                 }
-                Fetch::RetryAt(_) => {
+                Fetch::RetryAt(at) | Fetch::PollAt(at) if now >= at => {
                     op.fetch = Fetch::Idle;
                     op.clear_history_problem();
-                    let id = op.id().clone();
                     self.fetch_next(&id);
                 }
-                Fetch::Idle => {}
+                _ => {}
             }
         }
     }
@@ -202,10 +223,13 @@ impl Session {
         op.end_round();
         op.finished = true;
         op.cancel_requested = false;
-        // A retry scheduled before the end is moot: everything is here.
-        if let Fetch::RetryAt(_) = op.fetch {
+        // A retry or poll scheduled before the end is moot: everything is
+        // here.
+        if let Fetch::RetryAt(_) | Fetch::PollAt(_) = op.fetch {
             op.fetch = Fetch::Idle;
         }
+        op.waiting_for_slot = false;
+        op.resubscribe_at = None;
         // Neither a pending history retry nor a refused cancel matters now.
         if matches!(
             op.problem,

@@ -66,6 +66,9 @@ pub struct Session {
     notices: Notices,
     /// Starts whose answer has not come back.
     starts: Vec<starts::PendingStart>,
+    /// Subscriptions allowed on one socket: the option, or less once the
+    /// server has said so.
+    subscription_limit: usize,
     /// The time of the input being handled.
     now: Timestamp,
 }
@@ -74,6 +77,7 @@ impl Session {
     /// A session with nothing tracked. `seed` drives the reconnect jitter.
     pub fn new(options: SessionOptions, seed: u64) -> Self {
         Self {
+            subscription_limit: options.max_subscriptions.max(1),
             interpretation: Arc::new(options.interpretation.clone()),
             backoff: Backoff::new(options.reconnect.clone()),
             options,

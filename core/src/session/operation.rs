@@ -34,6 +34,8 @@ pub(super) enum Fetch {
         generation: u32,
     },
     RetryAt(Timestamp),
+    /// Nothing wrong: the next read of an operation that is polled.
+    PollAt(Timestamp),
 }
 
 /// The bookkeeping of one catch-up after a (re)subscribe or a gap.
@@ -75,6 +77,11 @@ pub(super) struct OperationState {
     /// Terminal and complete: never subscribed again.
     pub finished: bool,
     pub cancel_requested: bool,
+    /// Not subscribed because the socket has no free slot: polled instead.
+    pub waiting_for_slot: bool,
+    /// When to ask for a subscription the server refused for a reason
+    /// that may pass (`internal`, or a code we do not know).
+    pub resubscribe_at: Option<Timestamp>,
 }
 
 impl OperationState {
@@ -99,6 +106,8 @@ impl OperationState {
             server_status: None,
             finished: false,
             cancel_requested: false,
+            waiting_for_slot: false,
+            resubscribe_at: None,
             tracked,
         }
     }
@@ -260,13 +269,25 @@ impl OperationState {
     /// When this operation next needs the session's attention: its request
     /// in flight times out, or its retry is due.
     pub fn deadline(&self, request_timeout_ms: u64) -> Option<Timestamp> {
-        match self.fetch {
+        let fetch = match self.fetch {
             Fetch::Idle => None,
             Fetch::InFlight { sent_at, .. } => {
                 Some(Timestamp(sent_at.0 + request_timeout_ms as i64))
             }
-            Fetch::RetryAt(at) => Some(at),
+            Fetch::RetryAt(at) | Fetch::PollAt(at) => Some(at),
+        };
+        match (fetch, self.resubscribe_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    /// Whether it should be read again later although nothing is wrong:
+    /// it has no live subscription to tell it what happens, or its
+    /// backend's sockets are not trusted to.
+    pub fn polled(&self, options: &SessionOptions) -> bool {
+        self.needs_live()
+            && (self.waiting_for_slot || self.resubscribe_at.is_some() || options.poll_always)
     }
 
     /// The status to show: a terminal event's, else the server's or the

@@ -26,8 +26,21 @@ impl Session {
         } else {
             self.fetch_next(&id);
         }
+        self.trim();
         if persist {
             self.persist();
+        }
+    }
+
+    /// Keeps the tracked set bounded: beyond `max_tracked`, the oldest
+    /// operations that are over (finished, remembered as ended, or unknown
+    /// to the server) are forgotten. Running ones never are.
+    fn trim(&mut self) {
+        while self.operations.len() > self.options.max_tracked {
+            let oldest_over = self.operations.iter().rposition(|op| !op.needs_live());
+            let Some(index) = oldest_over else { break };
+            let id = self.operations[index].id().clone();
+            self.remove(&id);
         }
     }
 
