@@ -16,8 +16,8 @@ use super::{accepted, complete, decode, location, parse_operation_id, query_inte
 use crate::AppState;
 use crate::auth::{Audience, Caller, Owner, Scope};
 use crate::client::Client;
+use crate::demo::Params;
 use crate::error::Error;
-use crate::simulation::Params;
 
 /// A publisher creates an operation it will feed (`201`, or `200` when a
 /// retry finds it created); in demo mode a viewer starts a simulated run
