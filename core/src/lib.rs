@@ -52,6 +52,7 @@ mod test_events;
 pub use backoff::{Backoff, BackoffOptions};
 pub use interpretation::Interpretation;
 pub use log::{EventLog, Insert, LogOrder, Rejection};
+pub use protocol::UnknownStatus;
 pub use protocol::{
     ApiError, ClientFrame, Epoch, Event, EventId, EventType, EventsPage, FrameError, Operation,
     OperationId, OperationList, Seq, ServerFrame, StartRequest, Status,
