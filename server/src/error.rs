@@ -223,3 +223,13 @@ impl From<PathRejection> for Error {
         Error::InvalidOperationId(rejection.body_text())
     }
 }
+
+/// Request text quoted in an error message, cut after `max_chars`
+/// characters (with an ellipsis): a client's mistake should not make the
+/// answer as large as the request.
+pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}

@@ -30,6 +30,7 @@ pub mod feed;
 mod group;
 pub mod host;
 pub mod live;
+pub mod operation_id;
 pub mod origin;
 pub mod postgres;
 mod relay;

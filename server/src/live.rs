@@ -22,7 +22,7 @@ use crate::auth::Audience;
 use crate::bus::{Overflow, Published, Subscriber};
 use crate::client::SocketSlot;
 use crate::error::Error;
-use crate::routes::parse_operation_id;
+use crate::operation_id::parse_operation_id;
 
 /// Close code when the token a socket was opened with expires: the client
 /// reconnects at once with a fresh token (application range, after HTTP's

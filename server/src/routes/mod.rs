@@ -1,5 +1,11 @@
 //! The HTTP surface of PROTOCOL.md. Handlers are thin: parse the request,
 //! call the store, runner or bus, map the result.
+//!
+//! Ids arrive typed ([`OperationPath`]). Handlers take them as `Result`s
+//! and check the caller's scope first, so that a caller without it is
+//! refused before anything else of the request is judged.
+//!
+//! [`OperationPath`]: crate::operation_id::OperationPath
 
 pub mod events;
 pub mod operations;
@@ -21,7 +27,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
-use crate::error::Error;
+use crate::error::{Error, shorten};
 
 /// The whole application: API, live channel and (optionally) the widget's
 /// static files, with the body limit and JSON errors everywhere, CORS from
@@ -106,22 +112,6 @@ async fn json_errors(State(body_limit): State<usize>, request: Request, next: Ne
     mapped
 }
 
-/// An operation id as the reference server mints them: 32 lowercase hex.
-pub fn parse_operation_id(raw: &str) -> Result<OperationId, Error> {
-    if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        Ok(OperationId(raw.to_owned()))
-    } else {
-        Err(Error::InvalidOperationId(truncate(raw, 80)))
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// A query parameter that must be an integer in `min..=max` if present.
 fn query_integer(
     query: &HashMap<String, String>,
@@ -139,7 +129,7 @@ fn query_integer(
         .ok_or_else(|| {
             Error::InvalidQuery(format!(
                 "{name} must be an integer from {min} to {max}, not {:?}",
-                truncate(raw, 40)
+                shorten(raw, 40)
             ))
         })
 }

@@ -5,19 +5,20 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use optrail_core::{Operation, OperationList, StartRequest};
 use serde_json::Value;
 
-use super::{accepted, complete, decode, location, parse_operation_id, query_integer, query_limit};
+use super::{accepted, complete, decode, location, query_integer, query_limit};
 use crate::AppState;
 use crate::auth::{Audience, Caller, Owner, Scope};
 use crate::client::Client;
 use crate::demo::Params;
 use crate::error::Error;
+use crate::operation_id::OperationPath;
 
 /// A publisher creates an operation it will feed (`201`, or `200` when a
 /// retry finds it created); in demo mode a viewer starts a simulated run
@@ -85,11 +86,10 @@ pub async fn list(
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<OperationPath, Error>,
 ) -> Result<Json<Operation>, Error> {
     let audience = caller.audience(Scope::Read)?;
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
+    let OperationPath(id) = id?;
     let operation = app.store.operation(&id, &audience).await?;
     operation.map(Json).ok_or(Error::OperationNotFound(id))
 }
@@ -99,11 +99,10 @@ pub async fn show(
 pub async fn cancel(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<OperationPath, Error>,
 ) -> Result<Response, Error> {
     let audience = caller.audience(Scope::Cancel)?;
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
+    let OperationPath(id) = id?;
     let operation = complete(async move {
         match app.store.is_fed(&id, &audience).await? {
             None => Err(Error::OperationNotFound(id)),
