@@ -3,7 +3,7 @@
 //! the body is always `{code, message}`, never axum's plain-text rejections.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use optrail_core::{ApiError, OperationId};
@@ -206,15 +206,6 @@ impl Error {
                 Error::InvalidJson(format!("the body could not be read: {}", other.body_text()))
             }
         }
-    }
-}
-
-impl From<QueryRejection> for Error {
-    fn from(rejection: QueryRejection) -> Self {
-        Error::InvalidQuery(format!(
-            "the query string is malformed: {}",
-            rejection.body_text()
-        ))
     }
 }
 

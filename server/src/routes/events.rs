@@ -1,15 +1,14 @@
 //! `GET /operations/{id}/events?after=N&limit=M` (viewers and publishers)
 //! and `POST /operations/{id}/events` (publishers).
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
-use optrail_core::{EventsPage, Seq};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use optrail_core::EventsPage;
 use serde_json::Value;
 
-use super::{complete, decode, query_integer, query_limit};
+use super::query::{PageQuery, QueryParams};
+use super::{complete, decode};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::Error;
@@ -20,15 +19,13 @@ pub async fn page(
     State(app): State<AppState>,
     caller: Caller,
     id: Result<OperationPath, Error>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<QueryParams<PageQuery>, Error>,
 ) -> Result<Json<EventsPage>, Error> {
     let audience = caller.audience(Scope::Read)?;
     let OperationPath(id) = id?;
-    let Query(query) = query?;
-    // Seqs are stored as SQLite integers: i64::MAX is the largest there is.
-    let after = query_integer(&query, "after", 0, i64::MAX as u64)?.unwrap_or(0);
-    let limit = query_limit(&query, 100, app.config.limits.events_per_page)?;
-    let page = app.store.events(&id, &audience, Seq(after), limit).await?;
+    let QueryParams(query) = query?;
+    let limit = query.limit(app.config.limits.events_per_page);
+    let page = app.store.events(&id, &audience, query.after, limit).await?;
     page.map(Json).ok_or(Error::OperationNotFound(id))
 }
 

@@ -1,18 +1,19 @@
 //! The HTTP surface of PROTOCOL.md. Handlers are thin: parse the request,
 //! call the store, runner or bus, map the result.
 //!
-//! Ids arrive typed ([`OperationPath`]). Handlers take them as `Result`s
-//! and check the caller's scope first, so that a caller without it is
-//! refused before anything else of the request is judged.
+//! Ids and query strings arrive typed ([`OperationPath`],
+//! [`query::QueryParams`]). Handlers take them as `Result`s and check the
+//! caller's scope first, so that a caller without it is refused before
+//! anything else of the request is judged.
 //!
 //! [`OperationPath`]: crate::operation_id::OperationPath
 
 pub mod events;
 pub mod operations;
+pub mod query;
 pub mod site;
 pub mod ws;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -27,7 +28,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
-use crate::error::{Error, shorten};
+use crate::error::Error;
 
 /// The whole application: API, live channel and (optionally) the widget's
 /// static files, with the body limit and JSON errors everywhere, CORS from
@@ -110,34 +111,6 @@ async fn json_errors(State(body_limit): State<usize>, request: Request, next: Ne
         mapped.headers_mut().insert(header::ALLOW, allow);
     }
     mapped
-}
-
-/// A query parameter that must be an integer in `min..=max` if present.
-fn query_integer(
-    query: &HashMap<String, String>,
-    name: &str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, Error> {
-    let Some(raw) = query.get(name) else {
-        return Ok(None);
-    };
-    raw.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| {
-            Error::InvalidQuery(format!(
-                "{name} must be an integer from {min} to {max}, not {:?}",
-                shorten(raw, 40)
-            ))
-        })
-}
-
-/// A `limit` query parameter: at least 1, clamped to `max`.
-fn query_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, Error> {
-    let limit = query_integer(query, "limit", 1, u64::MAX)?;
-    Ok(limit.map_or(default, |n| n.min(u64::from(max)) as u32))
 }
 
 /// Runs `work` to its end on a task of its own. A client that disconnects
