@@ -161,17 +161,6 @@ pub fn percent_css(pct: f64) -> String {
     format!("{}.{}%", tenths / 10, tenths % 10)
 }
 
-/// The CSS-friendly name of a status, as `data-status` carries it.
-pub fn status_slug(status: Status) -> &'static str {
-    match status {
-        Status::NotStarted => "not-started",
-        Status::Running => "running",
-        Status::Succeeded => "succeeded",
-        Status::Failed => "failed",
-        Status::Canceled => "canceled",
-    }
-}
-
 /// "4.2 s", "1 min 05 s", "2 h 03 min".
 pub fn duration(ms: i64) -> String {
     let ms = ms.max(0);

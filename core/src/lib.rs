@@ -35,9 +35,13 @@
 //! [`Input`] and the current time, [`Session::poll_command`] yields
 //! [`Command`]s for the adapter to carry out. Time and randomness are
 //! inputs, so the same inputs always give the same commands.
+//!
+//! [`Following`] is the server's half of step 3 for one connection, pure as
+//! well, so that the reference server and the simulation run the same rule.
 
 pub mod backoff;
 pub mod compat;
+pub mod follow;
 mod id_set;
 pub mod interpretation;
 pub mod log;
@@ -50,8 +54,10 @@ pub mod timestamp;
 mod test_events;
 
 pub use backoff::{Backoff, BackoffOptions};
+pub use follow::Following;
 pub use interpretation::Interpretation;
 pub use log::{EventLog, Insert, LogOrder, Rejection};
+pub use protocol::UnknownStatus;
 pub use protocol::{
     ApiError, ClientFrame, Epoch, Event, EventId, EventType, EventsPage, FrameError, Operation,
     OperationId, OperationList, Seq, ServerFrame, StartRequest, Status,

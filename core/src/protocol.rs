@@ -136,12 +136,49 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn is_terminal(self) -> bool {
+    /// Every status, in the order of an operation's life.
+    pub const ALL: [Status; 5] = [
+        Status::NotStarted,
+        Status::Running,
+        Status::Succeeded,
+        Status::Failed,
+        Status::Canceled,
+    ];
+
+    /// Whether no event follows: succeeded, failed or canceled.
+    pub const fn is_terminal(self) -> bool {
         matches!(self, Status::Succeeded | Status::Failed | Status::Canceled)
     }
 
+    /// The name on the wire and in the database (`"NotStarted"`), which
+    /// [`Status::from_str`](std::str::FromStr) reads back. The serde names
+    /// are the same (a test checks it).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::NotStarted => "NotStarted",
+            Status::Running => "Running",
+            Status::Succeeded => "Succeeded",
+            Status::Failed => "Failed",
+            Status::Canceled => "Canceled",
+        }
+    }
+
+    /// The kebab-case name (`"not-started"`) that the widget's
+    /// `data-status` attributes and stylesheet use. A table rather than a
+    /// conversion of [`Status::as_str`] at run time, which would pull
+    /// Unicode case tables into the wasm bundle.
+    pub const fn slug(self) -> &'static str {
+        match self {
+            Status::NotStarted => "not-started",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Canceled => "canceled",
+        }
+    }
+
     /// Words for a person, as the widget shows them.
-    pub fn label(self) -> &'static str {
+    pub const fn label(self) -> &'static str {
         match self {
             Status::NotStarted => "Not started",
             Status::Running => "Running",
@@ -149,6 +186,29 @@ impl Status {
             Status::Failed => "Failed",
             Status::Canceled => "Canceled",
         }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is no [`Status`]'s [`Status::as_str`]; it carries the name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a status: one of NotStarted, Running, Succeeded, Failed, Canceled")]
+pub struct UnknownStatus(pub String);
+
+impl std::str::FromStr for Status {
+    type Err = UnknownStatus;
+
+    /// The inverse of [`Status::as_str`]: exact, case-sensitive names.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == name)
+            .ok_or_else(|| UnknownStatus(name.to_owned()))
     }
 }
 
@@ -384,6 +444,24 @@ impl ClientFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_reads_back_its_name_and_serde_agrees_with_it() {
+        for status in Status::ALL {
+            assert_eq!(status.as_str().parse(), Ok(status));
+            assert_eq!(status.to_string(), status.as_str());
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                status.slug(),
+                status.label().to_lowercase().replace(' ', "-")
+            );
+        }
+        assert_eq!(
+            "running".parse::<Status>(),
+            Err(UnknownStatus("running".into()))
+        );
+    }
 
     #[test]
     fn event_round_trips_in_camel_case() {

@@ -14,11 +14,6 @@ use crate::{Failure, Result};
 /// How long an operation may take on the server (fast `stepMs` everywhere).
 pub const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-/// `data-status` / `data-outcome` for a status.
-pub fn status_name(status: Status) -> String {
-    status.label().to_lowercase().replace(' ', "-")
-}
-
 /// The server's events as the widget should show them.
 pub fn as_shown(events: &[Event]) -> Vec<ShownEvent> {
     events
@@ -45,7 +40,7 @@ pub async fn settles_like_server(
     let (status, events) = server.finished(id, RUN_LIMIT).await?;
     server_log_is_sound(id, &events)?;
     let expected = as_shown(&events);
-    let name = status_name(status);
+    let name = status.slug();
     let waited = widget
         .wait_detail(
             id,
@@ -73,7 +68,7 @@ pub async fn settles_like_server(
             describe_events(&expected)
         )));
     }
-    if detail.outcome.as_deref() != Some(name.as_str()) {
+    if detail.outcome.as_deref() != Some(name) {
         return Err(Failure::new(format!(
             "operation {id} is {name} but its outcome view is {:?}",
             detail.outcome

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use optrail_core::{OperationId, Seq, ServerFrame};
+use optrail_core::{Epoch, OperationId, Seq, ServerFrame};
 use tokio::sync::{Notify, mpsc};
 
 use crate::store::Appended;
@@ -23,6 +23,7 @@ use crate::store::Appended;
 #[derive(Debug)]
 pub struct Published {
     pub operation_id: OperationId,
+    pub epoch: Epoch,
     pub seq: Seq,
     /// Nothing follows it: subscriptions to the operation end here.
     pub terminal: bool,
@@ -40,6 +41,7 @@ impl Published {
         .to_json();
         Self {
             operation_id: operation_id.clone(),
+            epoch: appended.epoch,
             seq: appended.event.seq.unwrap_or_default(),
             terminal: appended.status.is_terminal(),
             frame: Utf8Bytes::from(frame),
@@ -187,6 +189,7 @@ mod tests {
     fn published(op: &str, seq: u64, terminal: bool) -> Published {
         Published {
             operation_id: op.into(),
+            epoch: Epoch(1),
             seq: Seq(seq),
             terminal,
             frame: Utf8Bytes::from(format!("{op}:{seq}")),

@@ -234,12 +234,12 @@ async fn commit(db: &Writer, group: Vec<Request>, publish: &Committed) -> bool {
 mod sqlite {
     use std::collections::HashMap;
 
-    use optrail_core::{OperationId, Seq};
+    use optrail_core::{OperationId, Seq, Status};
     use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
     use crate::error::Error;
     use crate::group::{self, Plan, Stream, Work};
-    use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql, status_name};
+    use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql};
 
     /// Rows per multi-row statement, well under SQLite's 32 766 variables.
     const ROWS: usize = 500;
@@ -332,7 +332,7 @@ mod sqlite {
                     .push_bind(&event.message)
                     .push_bind(event.happened_at)
                     .push_bind(&event.details)
-                    .push_bind(event.status.map(status_name));
+                    .push_bind(event.status.map(Status::as_str));
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -344,7 +344,7 @@ mod sqlite {
             update.push_values(chunk, |mut row, head| {
                 row.push_bind(head.num)
                     .push_bind(seq_to_sql(head.head))
-                    .push_bind(status_name(head.status))
+                    .push_bind(head.status.as_str())
                     .push_bind(head.updated_at)
                     .push_bind(head.percent);
             });

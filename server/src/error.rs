@@ -3,7 +3,7 @@
 //! the body is always `{code, message}`, never axum's plain-text rejections.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use optrail_core::{ApiError, OperationId};
@@ -209,17 +209,18 @@ impl Error {
     }
 }
 
-impl From<QueryRejection> for Error {
-    fn from(rejection: QueryRejection) -> Self {
-        Error::InvalidQuery(format!(
-            "the query string is malformed: {}",
-            rejection.body_text()
-        ))
-    }
-}
-
 impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
         Error::InvalidOperationId(rejection.body_text())
+    }
+}
+
+/// Request text quoted in an error message, cut after `max_chars`
+/// characters (with an ellipsis): a client's mistake should not make the
+/// answer as large as the request.
+pub(crate) fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Audience, Owner};
 use crate::error::Error;
-use crate::routes::parse_operation_id;
+use crate::operation_id::parse_operation_id;
 use crate::runner::{now, random_hex};
 use crate::store::{EventDraft, NewOperation, Store};
 

@@ -6,13 +6,13 @@
 //! pushes: while a `subscribe` registers with the bus and reads the head,
 //! pushes that race it wait in the queue and go out after the answer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures_util::SinkExt;
-use optrail_core::{ClientFrame, OperationId, Seq, ServerFrame};
+use optrail_core::follow::{Answer, Push};
+use optrail_core::{ClientFrame, Following, OperationId, ServerFrame};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -22,7 +22,7 @@ use crate::auth::Audience;
 use crate::bus::{Overflow, Published, Subscriber};
 use crate::client::SocketSlot;
 use crate::error::Error;
-use crate::routes::parse_operation_id;
+use crate::operation_id::parse_operation_id;
 
 /// Close code when the token a socket was opened with expires: the client
 /// reconnects at once with a fresh token (application range, after HTTP's
@@ -51,7 +51,7 @@ pub async fn serve(socket: WebSocket, app: AppState, watcher: Watcher, slot: Soc
         _slot: slot,
         subscriber: inbox.subscriber,
         overflow: inbox.overflow,
-        subscriptions: HashMap::new(),
+        following: Following::new(),
     };
     connection.run(inbox.queue).await;
 }
@@ -64,9 +64,9 @@ struct Connection {
     _slot: SocketSlot,
     subscriber: Subscriber,
     overflow: Arc<Overflow>,
-    /// Subscribed operations, each with the head reported in `subscribed`:
-    /// pushes up to it are skipped, the client's history fetch covers them.
-    subscriptions: HashMap<OperationId, Seq>,
+    /// The subscribe rule's state: which operations this socket follows,
+    /// and the heads their `subscribed` answers reported.
+    following: Following,
 }
 
 /// What to do after handling one input.
@@ -240,22 +240,22 @@ impl Connection {
         }
     }
 
-    /// Register first, then read the head, then answer: every event
-    /// committed after the head was read is pushed, because it is published
-    /// after its commit, which is after the registration.
+    /// [`Following`]'s rule, carried out: register first, then read the
+    /// head, then answer. Every event committed after the head was read is
+    /// pushed, because it is published after its commit, which is after the
+    /// registration.
     async fn subscribe(&mut self, raw: OperationId) -> Flow {
         let id = match parse_operation_id(raw.as_str()) {
             Ok(id) => id,
             Err(error) => return self.refuse(Some(raw), &error).await,
         };
         let limit = self.app.config.limits.subscriptions_per_connection;
-        if !self.subscriptions.contains_key(&id) && self.subscriptions.len() >= limit {
+        if !self.following.contains(&id) && self.following.len() >= limit {
             return self
                 .refuse(Some(id), &Error::TooManySubscriptions(limit))
                 .await;
         }
-        // Until the answer, skip nothing: no push is handled before it anyway.
-        self.subscriptions.insert(id.clone(), Seq::ZERO);
+        let registration = self.following.register(id.clone());
         self.app.bus.subscribe(&id, &self.subscriber);
         // With several instances (Postgres), this one relays the
         // operation's events from now on, before the head is read.
@@ -264,21 +264,34 @@ impl Connection {
         // same `operation_not_found` either way.
         match self.app.store.head(&id, &self.watcher.audience).await {
             Ok(Some(head)) => {
-                let answer = ServerFrame::Subscribed {
+                let finished = head.status.is_terminal();
+                let answer =
+                    self.following
+                        .answer(&id, registration, head.epoch, head.head, finished);
+                // This task handles one frame at a time: nothing replaces
+                // the registration before its answer, but the rule says
+                // what a stale one gets.
+                if answer == Answer::Stale {
+                    return Flow::Continue;
+                }
+                // Everything is in the history already. Off the bus now,
+                // even if the socket fails below.
+                let ended = answer == Answer::SubscribedThenEnded;
+                if ended {
+                    self.leave_bus(&id);
+                }
+                let subscribed = ServerFrame::Subscribed {
                     operation_id: id.clone(),
                     epoch: head.epoch,
                     head: head.head,
                 };
-                if let Flow::Stop = self.send(&answer).await {
+                if let Flow::Stop = self.send(&subscribed).await {
                     return Flow::Stop;
                 }
-                if head.status.is_terminal() {
-                    // Everything is in the history already.
-                    self.end(&id);
+                if ended {
                     self.send(&ServerFrame::Unsubscribed { operation_id: id })
                         .await
                 } else {
-                    self.subscriptions.insert(id, head.head);
                     Flow::Continue
                 }
             }
@@ -314,18 +327,21 @@ impl Connection {
         self.send_all(frames).await
     }
 
-    /// The frames one push adds: the event, unless the subscription is
-    /// gone or the event was covered by the `subscribed` head, and after a
-    /// terminal event the end of the subscription.
+    /// The frames one push adds, as [`Following::push`] decides: the event,
+    /// unless the subscription is gone or the event was covered by the
+    /// `subscribed` head, and after a terminal event the end of the
+    /// subscription.
     fn frames_for(&mut self, published: &Published, frames: &mut Vec<Utf8Bytes>) {
         let id = &published.operation_id;
-        match self.subscriptions.get(id) {
-            Some(&reported) if published.seq > reported => {}
-            _ => return,
+        let push = self
+            .following
+            .push(id, published.epoch, published.seq, published.terminal);
+        if push == Push::Skip {
+            return;
         }
         frames.push(published.frame.clone());
-        if published.terminal {
-            self.end(id);
+        if push == Push::SendThenEnd {
+            self.leave_bus(id);
             let end = ServerFrame::Unsubscribed {
                 operation_id: id.clone(),
             };
@@ -333,8 +349,14 @@ impl Connection {
         }
     }
 
+    /// Stops following `id`: an `unsubscribe`, or a `subscribe` that failed.
     fn end(&mut self, id: &OperationId) {
-        self.subscriptions.remove(id);
+        self.following.end(id);
+        self.leave_bus(id);
+    }
+
+    /// Takes this socket off the bus for `id`, once it no longer follows it.
+    fn leave_bus(&self, id: &OperationId) {
         self.app.bus.unsubscribe(id, self.subscriber.connection);
     }
 
@@ -391,8 +413,8 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for id in self.subscriptions.keys() {
-            self.app.bus.unsubscribe(id, self.subscriber.connection);
+        for id in self.following.operations() {
+            self.leave_bus(id);
         }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use optrail_core::{OperationId, Seq};
+use optrail_core::{OperationId, Seq, Status};
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use tokio::sync::{Mutex, mpsc};
@@ -32,7 +32,7 @@ use crate::commit::{Commits, Writer};
 use crate::error::Error;
 use crate::group::{self, Plan, Stream, Work};
 use crate::relay::{self, Relay};
-use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql, status_name};
+use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql};
 
 /// The notification channel; payload: `operation head` lines.
 pub(crate) const CHANNEL: &str = "optrail_heads";
@@ -233,7 +233,7 @@ async fn write(tx: &mut PgConnection, plan: &Plan) -> Result<(), Error> {
         .bind(
             events
                 .iter()
-                .map(|e| e.status.map(status_name))
+                .map(|e| e.status.map(Status::as_str))
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)
@@ -250,12 +250,7 @@ async fn write(tx: &mut PgConnection, plan: &Plan) -> Result<(), Error> {
         )
         .bind(heads.iter().map(|h| h.num).collect::<Vec<_>>())
         .bind(heads.iter().map(|h| seq_to_sql(h.head)).collect::<Vec<_>>())
-        .bind(
-            heads
-                .iter()
-                .map(|h| status_name(h.status))
-                .collect::<Vec<_>>(),
-        )
+        .bind(heads.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
         .bind(heads.iter().map(|h| h.updated_at).collect::<Vec<_>>())
         .bind(heads.iter().map(|h| h.percent).collect::<Vec<_>>())
         .execute(&mut *tx)

@@ -17,8 +17,8 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::auth::{Audience, Owner};
+use crate::demo::{Params, Script, Step};
 use crate::error::Error;
-use crate::simulation::{Params, Script, Step};
 use crate::store::{EventDraft, NewOperation, Store};
 
 /// How long a run waits before retrying after a storage failure.

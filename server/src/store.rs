@@ -380,7 +380,7 @@ impl Store {
             .bind(new.owner.as_str())
             .bind(i64::from(new.fed))
             .bind(&new.kind)
-            .bind(status_name(Status::NotStarted))
+            .bind(Status::NotStarted.as_str())
             .bind(new.created_at.millis())
             .bind(new.created_at.millis())
             .bind(&params)
@@ -742,29 +742,11 @@ pub(crate) fn parse_json(text: &str) -> Result<Value, Error> {
     serde_json::from_str(text).map_err(|e| Error::Internal(format!("stored JSON is corrupt: {e}")))
 }
 
-pub(crate) fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::NotStarted => "NotStarted",
-        Status::Running => "Running",
-        Status::Succeeded => "Succeeded",
-        Status::Failed => "Failed",
-        Status::Canceled => "Canceled",
-    }
-}
-
+/// A status read back from the database ([`Status::as_str`] wrote it); an
+/// unknown one means the data is corrupt.
 pub(crate) fn parse_status(name: &str) -> Result<Status, Error> {
-    Ok(match name {
-        "NotStarted" => Status::NotStarted,
-        "Running" => Status::Running,
-        "Succeeded" => Status::Succeeded,
-        "Failed" => Status::Failed,
-        "Canceled" => Status::Canceled,
-        other => {
-            return Err(Error::Internal(format!(
-                "stored status {other:?} is unknown"
-            )));
-        }
-    })
+    name.parse()
+        .map_err(|_| Error::Internal(format!("stored status {name:?} is unknown")))
 }
 
 /// SQLite integers are i64; seqs never get near 2^63, and a seq read back

@@ -5,14 +5,14 @@ use optrail_core::{OperationId, Problem, Status};
 use super::ViewContext;
 use super::timeline::Timeline;
 use crate::driver::OperationHandle;
-use crate::model::{OperationSummary, duration, percent_css, problem_text, status_slug};
+use crate::model::{OperationSummary, duration, percent_css, problem_text};
 
 /// An operation's status as a colored chip.
 #[component]
 pub fn StatusChip(summary: RwSignal<OperationSummary>) -> impl IntoView {
     let status = move || summary.with(|s| s.status);
     view! {
-        <span class="optrail-chip" data-status=move || status_slug(status())>
+        <span class="optrail-chip" data-status=move || status().slug()>
             {move || status().label()}
         </span>
     }
@@ -97,7 +97,7 @@ fn OperationPanel(handle: OperationHandle) -> impl IntoView {
     let link = format!("#/operations/{id}");
     let id_attr = id_text.clone();
     view! {
-        <article class="optrail-operation" data-operation-id=id_attr data-status=move || summary.with(|s| status_slug(s.status))>
+        <article class="optrail-operation" data-operation-id=id_attr data-status=move || summary.with(|s| s.status.slug())>
             <header class="optrail-operation-header">
                 <h3 class="optrail-operation-title">{move || summary.with(OperationSummary::title)}</h3>
                 <StatusChip summary=summary />
@@ -165,7 +165,7 @@ fn Outcome(summary: RwSignal<OperationSummary>) -> impl IntoView {
         let failed = r.status == Status::Failed;
         let retry = (failed && !r.kind.is_empty()).then(|| (r.kind.clone(), r.params.clone()));
         Either::Right(view! {
-            <div class="optrail-outcome" data-outcome=status_slug(r.status)>
+            <div class="optrail-outcome" data-outcome=r.status.slug()>
                 <p class="optrail-outcome-title">{r.status.label()}</p>
                 <p class="optrail-outcome-text" class:optrail-failure-reason=failed>
                     {move || summary.with(outcome_text)}

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
+pub use optrail_core::follow::Registration;
+use optrail_core::follow::{Answer, Push};
 use optrail_core::{
-    Epoch, Event, EventId, EventType, EventsPage, Interpretation, OperationId, Rng, Seq,
+    Epoch, Event, EventId, EventType, EventsPage, Following, Interpretation, OperationId, Rng, Seq,
     ServerFrame, Status, Timestamp,
 };
 use serde_json::{Map, json};
@@ -58,20 +60,12 @@ impl ServerOp {
     }
 }
 
-/// A registration of one connection for one operation. `generation` tells a
-/// re-subscription apart from the registration it replaced.
-#[derive(Debug, Clone, Copy)]
-pub struct Registration {
-    pub generation: u64,
-    /// `subscribed` went out: only then may the server end it by itself.
-    pub answered: bool,
-}
-
 #[derive(Debug)]
 pub struct Conn {
     /// Which client socket this is: (client incarnation, socket id).
     pub client: (u64, optrail_core::SocketId),
-    pub subs: BTreeMap<OperationId, Registration>,
+    /// The reference server's subscribe rule, run as it is.
+    pub following: Following,
     pub last_heard: i64,
 }
 
@@ -91,7 +85,6 @@ pub struct Server {
     /// the registration. The protocol allows both ways.
     pub ends_finished_subscriptions: bool,
     next_conn: ConnId,
-    next_registration: u64,
 }
 
 impl Server {
@@ -103,7 +96,6 @@ impl Server {
             max_page,
             ends_finished_subscriptions,
             next_conn: 0,
-            next_registration: 0,
         }
     }
 
@@ -173,7 +165,8 @@ impl Server {
         let id = server_op.id.clone();
         let terminal = server_op.is_terminal();
         for (&conn, c) in &mut self.conns {
-            if c.subs.contains_key(&id) {
+            let push = c.following.push(&id, epoch, seq, terminal);
+            if push != Push::Skip {
                 out.push((
                     conn,
                     ServerFrame::Event {
@@ -182,15 +175,14 @@ impl Server {
                         event: event.clone(),
                     },
                 ));
-                if terminal && self.ends_finished_subscriptions && c.subs[&id].answered {
-                    c.subs.remove(&id);
-                    out.push((
-                        conn,
-                        ServerFrame::Unsubscribed {
-                            operation_id: id.clone(),
-                        },
-                    ));
-                }
+            }
+            if push == Push::SendThenEnd {
+                out.push((
+                    conn,
+                    ServerFrame::Unsubscribed {
+                        operation_id: id.clone(),
+                    },
+                ));
             }
         }
     }
@@ -229,7 +221,11 @@ impl Server {
             self.next_conn,
             Conn {
                 client,
-                subs: BTreeMap::new(),
+                following: if self.ends_finished_subscriptions {
+                    Following::new()
+                } else {
+                    Following::keeping_finished()
+                },
                 last_heard: now,
             },
         );
@@ -262,13 +258,7 @@ impl Server {
             return None;
         }
         let c = self.conns.get_mut(&conn)?;
-        self.next_registration += 1;
-        let registration = Registration {
-            generation: self.next_registration,
-            answered: false,
-        };
-        c.subs.insert(id.clone(), registration);
-        Some(registration)
+        Some(c.following.register(id.clone()))
     }
 
     /// Rule 3, second half: read the head (after registering) and answer
@@ -282,19 +272,21 @@ impl Server {
         replay_from: Option<Seq>,
         out: &mut Outbox,
     ) {
-        let still = self
-            .conns
-            .get(&conn)
-            .and_then(|c| c.subs.get(id))
-            .is_some_and(|r| r.generation == registration.generation);
         let Some(op) = self.find(id) else { return };
-        if !still {
+        let server_op = &self.ops[op];
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let answer = c.following.answer(
+            id,
+            registration,
+            server_op.epoch(),
+            server_op.head(),
+            server_op.is_terminal(),
+        );
+        if answer == Answer::Stale {
             return;
         }
-        if let Some(r) = self.conns.get_mut(&conn).and_then(|c| c.subs.get_mut(id)) {
-            r.answered = true;
-        }
-        let server_op = &self.ops[op];
         out.push((
             conn,
             ServerFrame::Subscribed {
@@ -315,11 +307,8 @@ impl Server {
                 ));
             }
         }
-        if server_op.is_terminal() && self.ends_finished_subscriptions {
+        if answer == Answer::SubscribedThenEnded {
             // Everything is in the history already.
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.subs.remove(id);
-            }
             out.push((
                 conn,
                 ServerFrame::Unsubscribed {
@@ -331,7 +320,7 @@ impl Server {
 
     pub fn unsubscribe(&mut self, conn: ConnId, id: &OperationId, out: &mut Outbox) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.subs.remove(id);
+            c.following.end(id);
             out.push((
                 conn,
                 ServerFrame::Unsubscribed {

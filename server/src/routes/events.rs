@@ -1,34 +1,31 @@
 //! `GET /operations/{id}/events?after=N&limit=M` (viewers and publishers)
 //! and `POST /operations/{id}/events` (publishers).
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use optrail_core::{EventsPage, Seq};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use optrail_core::EventsPage;
 use serde_json::Value;
 
-use super::{complete, decode, parse_operation_id, query_integer, query_limit};
+use super::query::{PageQuery, QueryParams};
+use super::{complete, decode};
 use crate::AppState;
 use crate::auth::{Caller, Scope};
 use crate::error::Error;
 use crate::feed::AppendResponse;
+use crate::operation_id::OperationPath;
 
 pub async fn page(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    id: Result<OperationPath, Error>,
+    query: Result<QueryParams<PageQuery>, Error>,
 ) -> Result<Json<EventsPage>, Error> {
     let audience = caller.audience(Scope::Read)?;
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
-    let Query(query) = query?;
-    // Seqs are stored as SQLite integers: i64::MAX is the largest there is.
-    let after = query_integer(&query, "after", 0, i64::MAX as u64)?.unwrap_or(0);
-    let limit = query_limit(&query, 100, app.config.limits.events_per_page)?;
-    let page = app.store.events(&id, &audience, Seq(after), limit).await?;
+    let OperationPath(id) = id?;
+    let QueryParams(query) = query?;
+    let limit = query.limit(app.config.limits.events_per_page);
+    let page = app.store.events(&id, &audience, query.after, limit).await?;
     page.map(Json).ok_or(Error::OperationNotFound(id))
 }
 
@@ -37,7 +34,7 @@ pub async fn page(
 pub async fn append(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<OperationPath, Error>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<AppendResponse>, Error> {
     if caller != Caller::Publisher {
@@ -45,8 +42,7 @@ pub async fn append(
             "only a publisher (with the publisher key) appends events".into(),
         ));
     }
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
+    let OperationPath(id) = id?;
     let Json(body) = body.map_err(|r| Error::from_json(r, app.config.limits.body_bytes))?;
     let request = decode(body)?;
     let max = app.config.limits.events_per_batch;

@@ -1,12 +1,19 @@
 //! The HTTP surface of PROTOCOL.md. Handlers are thin: parse the request,
 //! call the store, runner or bus, map the result.
+//!
+//! Ids and query strings arrive typed ([`OperationPath`],
+//! [`query::QueryParams`]). Handlers take them as `Result`s and check the
+//! caller's scope first, so that a caller without it is refused before
+//! anything else of the request is judged.
+//!
+//! [`OperationPath`]: crate::operation_id::OperationPath
 
 pub mod events;
 pub mod operations;
+pub mod query;
 pub mod site;
 pub mod ws;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -104,50 +111,6 @@ async fn json_errors(State(body_limit): State<usize>, request: Request, next: Ne
         mapped.headers_mut().insert(header::ALLOW, allow);
     }
     mapped
-}
-
-/// An operation id as the reference server mints them: 32 lowercase hex.
-pub fn parse_operation_id(raw: &str) -> Result<OperationId, Error> {
-    if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        Ok(OperationId(raw.to_owned()))
-    } else {
-        Err(Error::InvalidOperationId(truncate(raw, 80)))
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
-/// A query parameter that must be an integer in `min..=max` if present.
-fn query_integer(
-    query: &HashMap<String, String>,
-    name: &str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, Error> {
-    let Some(raw) = query.get(name) else {
-        return Ok(None);
-    };
-    raw.parse::<u64>()
-        .ok()
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| {
-            Error::InvalidQuery(format!(
-                "{name} must be an integer from {min} to {max}, not {:?}",
-                truncate(raw, 40)
-            ))
-        })
-}
-
-/// A `limit` query parameter: at least 1, clamped to `max`.
-fn query_limit(query: &HashMap<String, String>, default: u32, max: u32) -> Result<u32, Error> {
-    let limit = query_integer(query, "limit", 1, u64::MAX)?;
-    Ok(limit.map_or(default, |n| n.min(u64::from(max)) as u32))
 }
 
 /// Runs `work` to its end on a task of its own. A client that disconnects

@@ -1,23 +1,24 @@
 //! `POST /operations`, `GET /operations`, `GET /operations/{id}`,
 //! `DELETE /operations/{id}`.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use optrail_core::{Operation, OperationList, StartRequest};
 use serde_json::Value;
 
-use super::{accepted, complete, decode, location, parse_operation_id, query_integer, query_limit};
+use super::query::{ListQuery, QueryParams};
+use super::{accepted, complete, decode, location};
 use crate::AppState;
 use crate::auth::{Audience, Caller, Owner, Scope};
 use crate::client::Client;
+use crate::demo::Params;
 use crate::error::Error;
-use crate::simulation::Params;
+use crate::operation_id::OperationPath;
 
 /// A publisher creates an operation it will feed (`201`, or `200` when a
 /// retry finds it created); in demo mode a viewer starts a simulated run
@@ -68,28 +69,24 @@ pub async fn start(
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<QueryParams<ListQuery>, Error>,
 ) -> Result<Json<OperationList>, Error> {
     let mut audience = caller.audience(Scope::Read)?;
-    let Query(query) = query?;
-    if let (Audience::All, Some(owner)) = (&audience, query.get("owner")) {
+    let QueryParams(query) = query?;
+    if let (Audience::All, Some(owner)) = (&audience, &query.owner) {
         audience = Audience::Owner(Owner::parse(owner).map_err(Error::InvalidQuery)?);
     }
-    let limits = &app.config.limits;
-    let limit = query_limit(&query, 20, limits.operations_per_page)?;
-    let before = query_integer(&query, "before", 1, i64::MAX as u64)?;
-    let before = before.map(|b| b as i64);
-    Ok(Json(app.store.list(&audience, before, limit).await?))
+    let limit = query.limit(app.config.limits.operations_per_page);
+    Ok(Json(app.store.list(&audience, query.before, limit).await?))
 }
 
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<OperationPath, Error>,
 ) -> Result<Json<Operation>, Error> {
     let audience = caller.audience(Scope::Read)?;
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
+    let OperationPath(id) = id?;
     let operation = app.store.operation(&id, &audience).await?;
     operation.map(Json).ok_or(Error::OperationNotFound(id))
 }
@@ -99,11 +96,10 @@ pub async fn show(
 pub async fn cancel(
     State(app): State<AppState>,
     caller: Caller,
-    id: Result<Path<String>, PathRejection>,
+    id: Result<OperationPath, Error>,
 ) -> Result<Response, Error> {
     let audience = caller.audience(Scope::Cancel)?;
-    let Path(raw) = id?;
-    let id = parse_operation_id(&raw)?;
+    let OperationPath(id) = id?;
     let operation = complete(async move {
         match app.store.is_fed(&id, &audience).await? {
             None => Err(Error::OperationNotFound(id)),

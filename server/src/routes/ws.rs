@@ -1,14 +1,12 @@
 //! `GET /ws`: checks the `Origin`, the caller and the client's socket
 //! count, then hands the socket to [`crate::live`].
 
-use std::collections::HashMap;
-
-use axum::extract::rejection::QueryRejection;
+use axum::extract::State;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
-use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
+use super::query::{QueryParams, SocketQuery};
 use crate::AppState;
 use crate::auth::{Scope, bearer};
 use crate::client::Client;
@@ -27,15 +25,15 @@ pub async fn upgrade(
     Client(client): Client,
     headers: HeaderMap,
     uri: Uri,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    query: Result<QueryParams<SocketQuery>, Error>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, Error> {
     check_origin(&headers, &uri, &app.config.allowed_origins)?;
     let upgrade = upgrade.map_err(|_| Error::UpgradeRequired)?;
-    let Query(query) = query?;
+    let QueryParams(query) = query?;
     let token = match bearer(&headers)? {
         Some(token) => Some(token),
-        None => query.get("access_token").map(String::as_str),
+        None => query.access_token.as_deref(),
     };
     let caller = app.config.access.authenticate(token)?;
     let watcher = Watcher {

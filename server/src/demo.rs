@@ -1,5 +1,6 @@
-//! The simulated operations: what a `payment` or a `vm` run emits, step by
-//! step. A run is a pure function of its params and a seed — the failure
+//! The demo operations' scripts: what a simulated `payment` or `vm` run
+//! emits, step by step ([`crate::runner`] plays them; demo mode lets a
+//! viewer start them). A run is a pure function of its params and a seed — the failure
 //! point, the worker and the reason all derive from the seed — so after a
 //! restart the runner recomputes step `head` exactly as it would have
 //! before: nothing is lost or emitted twice.
