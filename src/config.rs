@@ -102,8 +102,12 @@ impl Config {
             order: optrail_core::LogOrder::ByTime,
             ..SessionOptions::default()
         };
-        // Seed backends do not ping: never declare their sockets dead for silence.
+        // Seed backends do not ping: never declare their sockets dead for
+        // silence; read every operation's history now and then instead, so
+        // a silently dead socket costs seconds, not the rest of the run.
         session.server_ping_interval_ms = 24 * 3600 * 1000;
+        session.poll_always = true;
+        session.poll_interval_ms = 10_000;
         Self {
             api_base: api_base.to_owned(),
             urls: UrlTemplates {

@@ -120,8 +120,6 @@ struct State {
     /// Whoever waits for each start's outcome. A callback rather than a
     /// channel: every channel type is its own copy of code in the bundle.
     starts: Slots<StartId, StartDone>,
-    /// Starts that ended during the input being handled, told after it.
-    ended_starts: Vec<(StartDone, Result<OperationId, ApiError>)>,
     next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
@@ -208,7 +206,6 @@ impl Driver {
                 compat,
                 compat_sockets: Slots::default(),
                 starts: Slots::default(),
-                ended_starts: Vec::new(),
                 next_start: 0,
                 recorded: Vec::new(),
                 publish_due: false,
@@ -263,12 +260,6 @@ impl Driver {
         self.schedule_publish();
         if set_changes {
             self.publish();
-        }
-        // Told only now, once the operation it started is published: whoever
-        // asked may select it at once.
-        let ended = std::mem::take(&mut self.state.borrow_mut().ended_starts);
-        for (done, outcome) in ended {
-            done(outcome);
         }
     }
 
@@ -414,9 +405,13 @@ impl Driver {
     fn execute(&self, command: Command) {
         if let Command::StartFinished { start, outcome } = command {
             // Not I/O: the answer for whoever asked, in every mode.
-            let mut state = self.state.borrow_mut();
-            if let Some(done) = state.starts.remove(&start) {
-                state.ended_starts.push((done, outcome));
+            let done = self.state.borrow_mut().starts.remove(&start);
+            if let Some(done) = done {
+                // The operation it started is published first: whoever
+                // asked may select it at once.
+                self.state.borrow_mut().publish_due = true;
+                self.publish();
+                done(outcome);
             }
             return;
         }
@@ -719,16 +714,15 @@ impl Driver {
             Link::Compat(operation) => {
                 let mut state = self.state.borrow_mut();
                 if matches!(news, SocketNews::Closed) {
-                    // One operation's socket is gone: the virtual socket
-                    // is lost, so every subscription recovers the same way.
-                    state.compat_sockets.clear();
+                    // That operation's socket only: the others are fine.
+                    state.compat_sockets.remove(operation);
                 }
-                let compat = state.compat.as_mut()?;
+                let compat = state.compat.as_ref()?;
                 return match news {
                     SocketNews::Opened => compat.socket_opened(operation),
                     SocketNews::Text(text) => compat.frame(operation, &text),
                     SocketNews::Unreadable => compat.frame(operation, ""),
-                    SocketNews::Closed => compat.socket_closed(),
+                    SocketNews::Closed => compat.socket_closed(operation),
                 };
             }
         };
@@ -798,7 +792,14 @@ async fn run_socket(
             Next::Frame(Some(Ok(Message::Bytes(_)))) => {
                 report(&driver, &link, SocketNews::Unreadable);
             }
-            Next::Frame(_) => break,
+            Next::Frame(_) => {
+                // Closed by the session meanwhile (its sender is gone, maybe
+                // replaced by a newer socket's): not news.
+                if matches!(outgoing.try_recv(), Err(mpsc::TryRecvError::Closed)) {
+                    return;
+                }
+                break;
+            }
             Next::Send(Some(text)) => {
                 if socket.send(Message::Text(text)).await.is_err() {
                     break;

@@ -116,14 +116,14 @@ fn flag(options: &JsValue, key: &str) -> Option<bool> {
 }
 
 fn status(name: &str) -> Result<Status, JsError> {
-    match name {
-        "Succeeded" => Ok(Status::Succeeded),
-        "Failed" => Ok(Status::Failed),
-        "Canceled" => Ok(Status::Canceled),
-        other => Err(JsError::new(&format!(
-            "optrail: terminal status \"{other}\" must be \"Succeeded\", \"Failed\" or \"Canceled\""
-        ))),
-    }
+    name.parse::<Status>()
+        .ok()
+        .filter(|status| status.is_terminal())
+        .ok_or_else(|| {
+            JsError::new(&format!(
+                "optrail: terminal status \"{name}\" must be \"Succeeded\", \"Failed\" or \"Canceled\""
+            ))
+        })
 }
 
 /// Reads the options object (see README: "Embedding") into a [`Config`].

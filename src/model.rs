@@ -22,6 +22,10 @@ pub struct OperationSummary {
     pub problem: Option<Problem>,
     pub finished: bool,
     pub cancel_requested: bool,
+    /// Events the backend has that could not be read.
+    pub unreadable: u32,
+    /// Read by polling: no live slot on the socket.
+    pub waiting_for_slot: bool,
     /// Rows of the timeline (see `EventLog::rows`) and events held; fewer
     /// held than rows while earlier pages are loading.
     pub rows: usize,
@@ -60,6 +64,8 @@ impl OperationSummary {
             problem: view.problem.cloned(),
             finished: view.finished,
             cancel_requested: view.cancel_requested,
+            unreadable: view.unreadable,
+            waiting_for_slot: view.waiting_for_slot,
             rows: log.rows(),
             held: log.held(),
             generation: log.generation(),
@@ -114,6 +120,19 @@ impl OperationSummary {
     pub fn recovery_line(&self) -> String {
         match self.problem {
             Some(Problem::NotFound) => String::new(),
+            // Never "none missed" when some could not be read.
+            _ if self.unreadable > 0 => format!(
+                "{} {} here · could not read {} {} the server sent",
+                self.held,
+                events(self.held),
+                self.unreadable,
+                events(self.unreadable as usize)
+            ),
+            _ if self.waiting_for_slot => format!(
+                "{} {} here · the server's live limit is reached: checking every few seconds",
+                self.held,
+                events(self.held)
+            ),
             _ if self.loading_earlier() => format!(
                 "Loading earlier events… {} of {} here",
                 self.held, self.rows
@@ -177,9 +196,13 @@ pub fn duration(ms: i64) -> String {
     format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
 }
 
+/// "event" or "events".
+fn events(n: usize) -> &'static str {
+    if n == 1 { "event" } else { "events" }
+}
+
 /// The recovery outcome in words.
 pub fn recovery_text(recovery: Recovery) -> String {
-    let events = |n: usize| if n == 1 { "event" } else { "events" };
     match recovery {
         Recovery::CatchingUp => "Catching up with the server…".into(),
         Recovery::Complete { total } => format!("All {total} {}, none missed", events(total)),

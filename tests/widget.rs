@@ -53,6 +53,7 @@ fn event(seq: u64, kind: &str, message: &str) -> Event {
         kind: EventType::from(kind),
         message: message.to_owned(),
         happened_at: Timestamp(1_790_000_000_000 + seq as i64 * 1000),
+        sub_ms_ns: 0,
         details,
         status: None,
     }
@@ -67,6 +68,7 @@ fn page(events: Vec<Event>, head: u64) -> EventsPage {
         status: Status::Running,
         events,
         has_more: false,
+        unreadable: 0,
     }
 }
 

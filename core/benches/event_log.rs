@@ -40,6 +40,7 @@ fn make_event(seq: u64) -> Event {
         kind: EventType::from("ProgressUpdated"),
         message: format!("Provisioning disk: step {seq}"),
         happened_at: Timestamp(1_789_000_000_000 + seq as i64),
+        sub_ms_ns: 0,
         details,
         status: None,
     }

@@ -33,11 +33,14 @@
 //! ## Shape
 //! [`Session`] is a sans-IO state machine: [`Session::handle`] takes an
 //! [`Input`] and the current time, [`Session::poll_command`] yields
-//! [`Command`]s for the adapter to carry out. Time and randomness are
-//! inputs, so the same inputs always give the same commands.
+//! [`Command`]s for the adapter to carry out, and [`Session::poll_timeout`]
+//! says when to wake it. Time and randomness are inputs, so the same
+//! inputs always give the same commands.
 //!
 //! [`Following`] is the server's half of step 3 for one connection, pure as
 //! well, so that the reference server and the simulation run the same rule.
+
+#![warn(missing_docs)]
 
 pub mod backoff;
 pub mod compat;

@@ -72,7 +72,7 @@ pub struct EventLog {
     /// in a thirty-second of the memory, so the duplicate check of a
     /// random seq stays in cache (128 KB for a million events).
     held: Vec<u64>,
-    by_time: BTreeMap<(Timestamp, EventId), u32>,
+    by_time: BTreeMap<(Timestamp, u32, EventId), u32>,
     /// The ids held, by a 32-bit hash and the index of the event holding
     /// each: no cloned strings, and a new id is usually known new without
     /// touching a big table.
@@ -137,7 +137,7 @@ impl Chunks {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum OrderKey {
     Seq(u64),
-    Time(Timestamp, EventId),
+    Time(Timestamp, u32, EventId),
 }
 
 impl EventLog {
@@ -172,7 +172,9 @@ impl EventLog {
                 Ok(seq) => OrderKey::Seq(seq),
                 Err(insert) => return insert,
             },
-            LogOrder::ByTime => OrderKey::Time(event.happened_at, event.id.clone()),
+            LogOrder::ByTime => {
+                OrderKey::Time(event.happened_at, event.sub_ms_ns, event.id.clone())
+            }
         };
         let index = u32::try_from(self.events.len()).expect("fewer than 2^32 events");
         if !self.claim_id(&event.id, index) {
@@ -182,8 +184,8 @@ impl EventLog {
         self.note_meaning(&key, &event);
         match key {
             OrderKey::Seq(seq) => self.place_by_seq(seq, index),
-            OrderKey::Time(at, id) => {
-                self.by_time.insert((at, id), index);
+            OrderKey::Time(at, sub_ms, id) => {
+                self.by_time.insert((at, sub_ms, id), index);
             }
         }
         self.events.push(event);

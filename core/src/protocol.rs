@@ -17,6 +17,7 @@ use crate::timestamp::Timestamp;
 pub struct OperationId(pub String);
 
 impl OperationId {
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -49,6 +50,8 @@ impl fmt::Display for EventId {
 /// A per-operation sequence number. The first event is `Seq(1)`; the server
 /// assigns them without gaps, so "everything up to k" is a single number and
 /// a missing number is a missed event. `Seq(0)` means "before the first".
+/// An event's place in its operation's stream: 1, 2, 3, … with no gaps,
+/// assigned in the transaction that stores it.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -56,8 +59,10 @@ impl fmt::Display for EventId {
 pub struct Seq(pub u64);
 
 impl Seq {
+    /// Before the first event: `after=0` asks for everything.
     pub const ZERO: Seq = Seq(0);
 
+    /// The seq that follows.
     pub fn next(self) -> Seq {
         Seq(self.0 + 1)
     }
@@ -89,6 +94,7 @@ impl fmt::Display for Epoch {
 pub struct EventType(pub String);
 
 impl EventType {
+    /// The type as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -104,15 +110,27 @@ impl From<&str> for EventType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
+    /// Unique within the operation; what dedupes without seqs.
     pub id: EventId,
     /// Absent only from backends that speak the seed's format (compat mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<Seq>,
+    /// What happened (`ProgressUpdated`, `PaymentSucceeded`, …).
     #[serde(rename = "type")]
     pub kind: EventType,
+    /// A sentence for the person watching.
     #[serde(default)]
     pub message: String,
+    /// When it happened, to the millisecond.
     pub happened_at: Timestamp,
+    /// The part of `happened_at` below the millisecond, in nanoseconds,
+    /// when the source wrote it (a seed backend's 7-digit fraction); 0
+    /// otherwise. Not on the wire: it only orders events without seqs
+    /// that share a millisecond.
+    #[serde(skip)]
+    pub sub_ms_ns: u32,
+    /// Anything else the backend says about it (`percentComplete`,
+    /// `reason`, …).
     #[serde(default)]
     pub details: Map<String, Value>,
     /// The status this event ends the operation with, on terminal events
@@ -124,14 +142,64 @@ pub struct Event {
     pub status: Option<Status>,
 }
 
+impl Event {
+    /// Reads an event from its JSON value: the one way this client reads
+    /// events, from the protocol's pages and frames and from seed-format
+    /// backends alike. Lenient where real backends differ: `message` and
+    /// `details` may be `null` (.NET's and Jackson's default), and the time
+    /// may be written any way [`Timestamp::parse_lenient`] reads (its part
+    /// below the millisecond kept in [`Event::sub_ms_ns`]). Without an id,
+    /// a type or a time it is not an event this client can place: `None`.
+    ///
+    /// (Also smaller in the browser bundle than a derived decoder for
+    /// `Event`: the JSON value decoder is there anyway.)
+    pub fn from_value(value: &Value) -> Option<Event> {
+        let object = value.as_object()?;
+        let text = |key: &str| object.get(key).and_then(Value::as_str);
+        let (happened_at, sub_ms_ns) = Timestamp::parse_lenient(text("happenedAt")?)?;
+        Some(Event {
+            id: EventId(text("id").filter(|id| !id.is_empty())?.to_owned()),
+            seq: object.get("seq").and_then(Value::as_u64).map(Seq),
+            kind: EventType(text("type").filter(|t| !t.is_empty())?.to_owned()),
+            message: text("message").unwrap_or_default().to_owned(),
+            happened_at,
+            sub_ms_ns,
+            details: match object.get("details") {
+                Some(Value::Object(details)) => details.clone(),
+                _ => Map::new(),
+            },
+            status: text("status").and_then(|s| s.parse().ok()),
+        })
+    }
+
+    /// Reads every event of a list; returns those read, and how many could
+    /// not be.
+    pub fn read_all(values: &[Value]) -> (Vec<Event>, u32) {
+        let mut events = Vec::with_capacity(values.len());
+        let mut unreadable = 0;
+        for value in values {
+            match Event::from_value(value) {
+                Some(event) => events.push(event),
+                None => unreadable += 1,
+            }
+        }
+        (events, unreadable)
+    }
+}
+
 /// Where an operation is in its life, in the Azure long-running-operation
 /// vocabulary. The last three are terminal: no event follows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
+    /// Accepted, no event yet.
     NotStarted,
+    /// Events are flowing.
     Running,
+    /// Ended well (terminal).
     Succeeded,
+    /// Ended badly (terminal).
     Failed,
+    /// Ended on request (terminal).
     Canceled,
 }
 
@@ -217,14 +285,21 @@ impl std::str::FromStr for Status {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Operation {
+    /// Its id.
     pub id: OperationId,
+    /// What kind of operation (`payment`, `vm`, a publisher's own).
     pub kind: String,
+    /// Where it is in its life.
     pub status: Status,
+    /// When it was accepted.
     pub created_at: Timestamp,
+    /// When its last event was stored.
     pub updated_at: Timestamp,
+    /// The stream's generation: it changes only if the stream is rebuilt.
     pub epoch: Epoch,
     /// The highest seq committed so far (`Seq(0)` before the first event).
     pub head: Seq,
+    /// The latest progress, 0–100, when its events report one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent_complete: Option<f64>,
     /// What the operation was started with; lets "Retry" start it again.
@@ -236,7 +311,9 @@ pub struct Operation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartRequest {
+    /// What kind of operation to start.
     pub kind: String,
+    /// What to start it with.
     #[serde(default)]
     pub params: Value,
 }
@@ -244,26 +321,67 @@ pub struct StartRequest {
 /// One page of `GET /operations/{id}/events?after=N&limit=M`: events with
 /// `seq > after` in seq order, plus where the stream stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", from = "PageFields")]
 pub struct EventsPage {
+    /// The operation the page is of.
     pub operation_id: OperationId,
     /// The operation's kind (`payment`, `vm`), so a client that knows only
     /// the id (a deep link) can label it.
     #[serde(default)]
     pub kind: String,
+    /// The stream's generation the seqs belong to.
     pub epoch: Epoch,
     /// The stream's head when the page was read: more may follow.
     pub head: Seq,
+    /// The operation's status when the page was read.
     pub status: Status,
+    /// The events, in seq order.
     pub events: Vec<Event>,
     /// True when events after this page's last one exist up to `head`.
     pub has_more: bool,
+    /// Events the page held that could not be read (see
+    /// [`Event::from_value`]). Never on the wire: counted when reading.
+    #[serde(skip)]
+    pub unreadable: u32,
+}
+
+/// An events page as read: each event is read on its own from its JSON
+/// value ([`Event::from_value`]), so one this client cannot read is counted
+/// in [`EventsPage::unreadable`] instead of failing the whole page.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageFields {
+    operation_id: OperationId,
+    #[serde(default)]
+    kind: String,
+    epoch: Epoch,
+    head: Seq,
+    status: Status,
+    events: Vec<Value>,
+    has_more: bool,
+}
+
+impl From<PageFields> for EventsPage {
+    fn from(page: PageFields) -> Self {
+        let (events, unreadable) = Event::read_all(&page.events);
+        Self {
+            operation_id: page.operation_id,
+            kind: page.kind,
+            epoch: page.epoch,
+            head: page.head,
+            status: page.status,
+            events,
+            has_more: page.has_more,
+            unreadable,
+        }
+    }
 }
 
 /// `GET /operations` answer: newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OperationList {
+    /// This page's operations.
     pub operations: Vec<Operation>,
     /// Pass as `before` to get the next (older) page; absent on the last.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -289,53 +407,84 @@ pub struct ApiError {
 pub enum ClientFrame {
     /// Start pushing this operation's events with `seq > after`.
     Subscribe {
+        /// The operation to follow.
         operation_id: OperationId,
+        /// The client's contiguous prefix.
         after: Seq,
     },
+    /// Stop pushing this operation's events.
     Unsubscribe {
+        /// The operation to let go of.
         operation_id: OperationId,
     },
+    /// Are you there? (Answered with `pong`.)
     Ping,
+    /// The answer to the server's `ping`.
     Pong,
 }
 
 /// Frames the server sends on `GET /ws`. Unknown frame types deserialize as
 /// [`ServerFrame::Unknown`] so a newer server does not break an older client.
-/// Decoding goes through [`FrameFields`] (see there why).
+/// Decoding goes through [`FrameFields`] (see there why). Marked
+/// `non_exhaustive` because the wire may grow: a client must tolerate frames
+/// it does not know.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 #[serde(
     tag = "type",
     rename_all = "camelCase",
     rename_all_fields = "camelCase"
 )]
 pub enum ServerFrame {
+    /// The first frame on a new socket: what the client needs to know of
+    /// this server before anything else, so far how often it pings (the
+    /// client declares a socket dead after two intervals of silence).
+    Hello {
+        /// The server's ping interval.
+        ping_interval_ms: u64,
+    },
     /// The subscription is registered; every event committed from now on
     /// will be pushed. `head` was read *after* registering, so history up to
     /// `head` plus the pushes cover everything.
     Subscribed {
+        /// The operation subscribed to.
         operation_id: OperationId,
+        /// The stream's generation.
         epoch: Epoch,
+        /// The head read after registering.
         head: Seq,
     },
+    /// An event committed after the subscription was registered.
     Event {
+        /// The operation it belongs to.
         operation_id: OperationId,
         /// The stream generation the event belongs to; a client holding
         /// another epoch must not merge it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<Epoch>,
+        /// The event.
         event: Event,
     },
+    /// The subscription ended (asked for, or after a terminal event).
     Unsubscribed {
+        /// The operation no longer followed.
         operation_id: OperationId,
     },
+    /// A refusal, of one operation's subscription or of the connection.
     Error {
+        /// The operation refused, if it is about one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operation_id: Option<OperationId>,
+        /// Stable, machine-readable (see PROTOCOL.md).
         code: String,
+        /// A sentence a person can act on.
         message: String,
     },
+    /// Are you there? (Answer with `pong`.)
     Ping,
+    /// The answer to the client's `ping`.
     Pong,
+    /// A frame type this client does not know: ignored.
     Unknown,
 }
 
@@ -353,9 +502,12 @@ struct FrameFields {
     operation_id: Option<OperationId>,
     epoch: Option<Epoch>,
     head: Option<Seq>,
-    event: Option<Event>,
+    event: Option<Value>,
     code: Option<String>,
     message: Option<String>,
+    /// Read as a [`Seq`] (a plain `u64` on the wire too): the bundle then
+    /// carries one decoder for optional integers instead of two.
+    ping_interval_ms: Option<Seq>,
 }
 
 impl FrameFields {
@@ -364,6 +516,9 @@ impl FrameFields {
             field.ok_or_else(|| E::missing_field(name))
         }
         Ok(match self.kind.as_str() {
+            "hello" => ServerFrame::Hello {
+                ping_interval_ms: needs(self.ping_interval_ms, "pingIntervalMs")?.0,
+            },
             "subscribed" => ServerFrame::Subscribed {
                 operation_id: needs(self.operation_id, "operationId")?,
                 epoch: needs(self.epoch, "epoch")?,
@@ -372,7 +527,8 @@ impl FrameFields {
             "event" => ServerFrame::Event {
                 operation_id: needs(self.operation_id, "operationId")?,
                 epoch: self.epoch,
-                event: needs(self.event, "event")?,
+                event: Event::from_value(&needs(self.event, "event")?)
+                    .ok_or_else(|| E::custom("an event without id, type or time"))?,
             },
             "unsubscribed" => ServerFrame::Unsubscribed {
                 operation_id: needs(self.operation_id, "operationId")?,
@@ -426,16 +582,19 @@ impl ServerFrame {
         })
     }
 
+    /// The frame as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialize")
     }
 }
 
 impl ClientFrame {
+    /// Decodes a frame a client sent.
     pub fn parse(text: &str) -> Result<Self, FrameError> {
         serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
     }
 
+    /// The frame as JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("client frames always serialize")
     }
@@ -539,6 +698,9 @@ mod tests {
                 code: "bad_frame".into(),
                 message: "Not JSON.".into(),
             },
+            ServerFrame::Hello {
+                ping_interval_ms: 40_000,
+            },
             ServerFrame::Ping,
             ServerFrame::Pong,
             ServerFrame::Unknown,
@@ -558,7 +720,7 @@ mod tests {
     #[test]
     fn unknown_frame_types_are_tolerated_and_garbage_is_an_error() {
         assert_eq!(
-            ServerFrame::parse(r#"{"type":"hello","x":1}"#).unwrap(),
+            ServerFrame::parse(r#"{"type":"greeting","x":1}"#).unwrap(),
             ServerFrame::Unknown
         );
         // A newer frame type may reuse a field name with another shape.

@@ -13,6 +13,7 @@ pub fn event(seq: u64, kind: &str) -> Event {
         kind: EventType::from(kind),
         message: format!("step {seq}"),
         happened_at: Timestamp(seq as i64 * 1000),
+        sub_ms_ns: 0,
         details: Map::new(),
         status: None,
     }

@@ -38,11 +38,21 @@ impl Timestamp {
     /// either case. The fraction is truncated to milliseconds; a leap
     /// second (`:60`) counts as the last millisecond of its minute.
     pub fn parse(text: &str) -> Result<Self, TimestampError> {
-        parse_rfc3339(text.as_bytes()).ok_or_else(|| TimestampError(text.to_owned()))
+        parse_rfc3339(text.as_bytes(), false)
+            .map(|(at, _)| at)
+            .ok_or_else(|| TimestampError(text.to_owned()))
+    }
+
+    /// Parses a time as other backends write it, and also returns the part
+    /// below the millisecond in nanoseconds. Beyond [`Self::parse`]: an
+    /// offset without its colon (`+0200`), or none at all, read as UTC (the
+    /// backend's zone is unknowable; UTC is what servers mostly run in).
+    pub fn parse_lenient(text: &str) -> Option<(Self, u32)> {
+        parse_rfc3339(text.trim().as_bytes(), true)
     }
 }
 
-fn parse_rfc3339(text: &[u8]) -> Option<Timestamp> {
+fn parse_rfc3339(text: &[u8], lenient: bool) -> Option<(Timestamp, u32)> {
     let mut cursor = Cursor { text, at: 0 };
     let year = cursor.digits(4)?;
     cursor.expect(b"-")?;
@@ -55,23 +65,25 @@ fn parse_rfc3339(text: &[u8]) -> Option<Timestamp> {
     let minute = cursor.digits(2)?;
     cursor.expect(b":")?;
     let second = cursor.digits(2)?;
-    let mut millis = 0;
+    // The fraction as nanoseconds: milliseconds, and the rest.
+    let mut nanos = 0;
     if cursor.eat(b".") {
         let mut count = 0;
         while let Some(digit) = cursor.digit() {
-            if count < 3 {
-                millis = millis * 10 + digit;
+            if count < 9 {
+                nanos = nanos * 10 + digit;
             }
             count += 1;
         }
         if count == 0 {
             return None;
         }
-        for _ in count..3 {
-            millis *= 10;
+        for _ in count..9 {
+            nanos *= 10;
         }
     }
-    let offset_minutes = if cursor.eat(b"Zz") {
+    let mut millis = nanos / 1_000_000;
+    let offset_minutes = if cursor.eat(b"Zz") || (lenient && cursor.at == text.len()) {
         0
     } else {
         let sign = if cursor.eat(b"+") {
@@ -81,7 +93,9 @@ fn parse_rfc3339(text: &[u8]) -> Option<Timestamp> {
             -1
         };
         let hours = cursor.digits(2)?;
-        cursor.expect(b":")?;
+        if !(lenient && cursor.digit_ahead()) {
+            cursor.expect(b":")?;
+        }
         let minutes = cursor.digits(2)?;
         if hours > 23 || minutes > 59 {
             return None;
@@ -101,9 +115,8 @@ fn parse_rfc3339(text: &[u8]) -> Option<Timestamp> {
         millis = 999;
     }
     let seconds = (hour * 60 + minute - offset_minutes) * 60 + second.min(59);
-    Some(Timestamp(
-        days_from_civil(year, month, day) * MS_PER_DAY + seconds * 1000 + millis,
-    ))
+    let at = Timestamp(days_from_civil(year, month, day) * MS_PER_DAY + seconds * 1000 + millis);
+    Some((at, (nanos % 1_000_000) as u32))
 }
 
 /// Reads the fixed-width ASCII fields of a timestamp.
@@ -119,6 +132,10 @@ impl Cursor<'_> {
             self.at += 1;
             i64::from(byte - b'0')
         })
+    }
+
+    fn digit_ahead(&self) -> bool {
+        self.text.get(self.at).is_some_and(u8::is_ascii_digit)
     }
 
     fn digits(&mut self, count: usize) -> Option<i64> {

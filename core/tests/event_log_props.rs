@@ -64,6 +64,7 @@ fn arb_event(max_seq: u64) -> impl Strategy<Value = Event> {
                 kind: EventType::from(KINDS[kind]),
                 message: format!("step {seq}"),
                 happened_at: Timestamp(at * 1000),
+                sub_ms_ns: 0,
                 details,
                 status: None,
             }
@@ -263,6 +264,7 @@ proptest! {
                     kind: EventType::from(KINDS[kinds[i % kinds.len()]]),
                     message: String::new(),
                     happened_at: Timestamp(seq as i64 * 10),
+                    sub_ms_ns: 0,
                     details,
                     status: None,
                 }
@@ -301,6 +303,7 @@ proptest! {
             kind: EventType::from("X"),
             message: String::new(),
             happened_at: Timestamp(0),
+            sub_ms_ns: 0,
             details: Map::new(),
             status: None,
         };

@@ -298,6 +298,7 @@ impl Live {
                 kind: draft.kind,
                 message: draft.message,
                 happened_at: draft.happened_at,
+                sub_ms_ns: 0,
                 details: draft.details,
                 status: draft.status.is_terminal().then_some(draft.status),
             },

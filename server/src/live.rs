@@ -101,6 +101,14 @@ impl Connection {
         let overflow = self.overflow.clone();
         let expiry = tokio::time::sleep_until(self.expiry());
         tokio::pin!(expiry);
+        // First, how often this server pings: a client's dead-socket check
+        // must not assume another interval.
+        let hello = ServerFrame::Hello {
+            ping_interval_ms: interval.as_millis() as u64,
+        };
+        if !matches!(self.send(&hello).await, Flow::Continue) {
+            return;
+        }
         loop {
             let input = tokio::select! {
                 biased;

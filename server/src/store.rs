@@ -619,6 +619,7 @@ impl Store {
                 status: parse_status(&row.try_get::<String, _>("status")?)?,
                 events,
                 has_more: last < head,
+                unreadable: 0,
             }))
         })
     }
@@ -729,6 +730,7 @@ where
         kind: EventType(row.try_get("type")?),
         message: row.try_get("message")?,
         happened_at: Timestamp::from_millis(row.try_get("happened_at")?),
+        sub_ms_ns: 0,
         details,
         status: row
             .try_get::<Option<String>, _>("status")?

@@ -281,6 +281,8 @@ async fn the_server_pings_and_closes_a_socket_silent_for_two_intervals() {
     let server = TestServer::start(config).await;
     let mut ws = server.ws().await;
     assert_eq!(ws.next().await, Some(ServerFrame::Ping));
+    // It came after the interval, so a client's dead-socket check uses it.
+    assert_eq!(ws.hello, Some(400));
     // Never answering: closed after about two intervals.
     assert_eq!(ws.closed().await, Some(1001));
 

@@ -199,6 +199,10 @@ pub enum Input {
     /// A frame arrived that could not be read (binary, or not what the
     /// backend's format promises): counted, and proof that the socket lives.
     Unreadable(SocketId),
+    /// An event of this operation arrived that could not be read (a seed
+    /// backend's push, [`crate::compat`]): shown as not read, and the
+    /// history is read again to learn how many are.
+    UnreadableEvent(OperationId),
     /// The answer to [`Command::FetchHistory`].
     HistoryReceived {
         /// The request it answers.

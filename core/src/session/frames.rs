@@ -64,17 +64,14 @@ impl Session {
     /// A slot may have freed: operations waiting for one get it, newest
     /// first, as far as the limit allows.
     fn subscribe_waiting(&mut self) {
-        let waiting: Vec<OperationId> = self
-            .operations
-            .iter()
-            .filter(|op| op.waiting_for_slot && op.needs_live())
-            .map(|op| op.id().clone())
-            .collect();
-        for id in waiting {
-            if self.live_subscriptions() >= self.subscription_limit {
-                break;
+        let mut index = 0;
+        while index < self.operations.len() && self.live_subscriptions() < self.subscription_limit {
+            let op = &self.operations[index];
+            if op.waiting_for_slot && op.needs_live() {
+                let id = op.id().clone();
+                self.subscribe(&id);
             }
-            self.subscribe(&id);
+            index += 1;
         }
     }
 
@@ -156,6 +153,11 @@ impl Session {
             }
         };
         match frame {
+            ServerFrame::Hello { ping_interval_ms } => {
+                // The server's word beats the option: a slower pinger's
+                // healthy sockets must not be declared dead.
+                self.server_ping_ms = Some(ping_interval_ms.max(1_000));
+            }
             ServerFrame::Subscribed {
                 operation_id,
                 epoch,

@@ -93,6 +93,10 @@ impl Session {
             op.tracked.kind = page.kind;
         }
         op.server_status = Some(page.status);
+        if op.log.order() == LogOrder::ByTime {
+            // A whole history: its count is the truth from now on.
+            op.unreadable = page.unreadable;
+        }
         let mut added = 0;
         for event in page.events {
             match op.log.insert(event) {
@@ -135,6 +139,22 @@ impl Session {
         self.schedule_poll(&id);
     }
 
+    /// A pushed event could not be read: counted, and the whole history is
+    /// read again (it is the only way to learn whether it is readable there).
+    pub(super) fn unreadable_event(&mut self, id: &OperationId) {
+        self.notices.malformed_frames += 1;
+        let Some(op) = self.find_mut(id) else { return };
+        if op.finished {
+            return;
+        }
+        op.unreadable += 1;
+        op.want_fresh_read();
+        if !op.in_round() {
+            op.start_round(false);
+        }
+        self.catch_up(id);
+    }
+
     /// An operation read by polling is read again after the interval, once
     /// it has caught up with what it was told.
     fn schedule_poll(&mut self, id: &OperationId) {
@@ -158,6 +178,8 @@ impl Session {
                 op.fetch = Fetch::Idle;
                 op.problem = Some(Problem::NotFound);
                 op.drop_round();
+                op.waiting_for_slot = false;
+                op.resubscribe_at = None;
                 let id = op.id().clone();
                 let subscribed = op.subscription != Subscription::None;
                 op.subscription = Subscription::None;

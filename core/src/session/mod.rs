@@ -66,6 +66,8 @@ pub struct Session {
     notices: Notices,
     /// Starts whose answer has not come back.
     starts: Vec<starts::PendingStart>,
+    /// The current socket's server's ping interval, from its `hello`.
+    server_ping_ms: Option<u64>,
     /// Subscriptions allowed on one socket: the option, or less once the
     /// server has said so.
     subscription_limit: usize,
@@ -91,6 +93,7 @@ impl Session {
             unsubscribing: BTreeSet::new(),
             notices: Notices::default(),
             starts: Vec::new(),
+            server_ping_ms: None,
             now: Timestamp(0),
         }
     }
@@ -128,6 +131,7 @@ impl Session {
             Input::FrameReceived(id, text) => self.frame_received(id, &text),
             Input::Frame(id, frame) => self.frame(id, Ok(frame)),
             Input::Unreadable(id) => self.frame(id, Err(())),
+            Input::UnreadableEvent(id) => self.unreadable_event(&id),
             Input::HistoryReceived { request, page } => self.history_received(request, page),
             Input::HistoryFailed { request, error } => self.history_failed(request, error),
             Input::Online => self.went_online(),

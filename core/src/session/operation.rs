@@ -82,6 +82,10 @@ pub(super) struct OperationState {
     /// When to ask for a subscription the server refused for a reason
     /// that may pass (`internal`, or a code we do not know).
     pub resubscribe_at: Option<Timestamp>,
+    /// Events the backend has that could not be read: from its latest
+    /// whole history, plus pushes since. Never claimed as complete while
+    /// any are.
+    pub unreadable: u32,
 }
 
 impl OperationState {
@@ -108,6 +112,7 @@ impl OperationState {
             cancel_requested: false,
             waiting_for_slot: false,
             resubscribe_at: None,
+            unreadable: 0,
             tracked,
         }
     }

@@ -78,6 +78,8 @@ impl Session {
             opened_at: self.now,
             last_frame_at: self.now,
         };
+        // Until this server says otherwise.
+        self.server_ping_ms = None;
         self.unsubscribing.clear();
         let ids: Vec<OperationId> = self
             .operations
@@ -127,7 +129,10 @@ impl Session {
     }
 
     fn watchdog_limit(&self) -> i64 {
-        2 * self.options.server_ping_interval_ms as i64
+        let interval = self
+            .server_ping_ms
+            .unwrap_or(self.options.server_ping_interval_ms);
+        2 * interval as i64
     }
 
     /// When the socket next needs attention: the connect deadline, the

@@ -211,6 +211,7 @@ fn a_stale_page_arriving_after_the_end_does_not_flip_the_remembered_status() {
         status: Status::Running,
         events: vec![event(1, "ProcessingStarted")],
         has_more: false,
+        unreadable: 0,
     };
     let received = Input::HistoryReceived {
         request: RequestId(1),

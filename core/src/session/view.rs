@@ -28,6 +28,11 @@ pub struct OperationView<'a> {
     pub finished: bool,
     /// A cancel was asked for and not (yet) refused.
     pub cancel_requested: bool,
+    /// Events the backend has that could not be read.
+    pub unreadable: u32,
+    /// Followed by reading its history now and then, because the socket
+    /// has no free subscription slot.
+    pub waiting_for_slot: bool,
 }
 
 impl<'a> OperationView<'a> {
@@ -43,6 +48,8 @@ impl<'a> OperationView<'a> {
             head: op.head,
             finished: op.finished,
             cancel_requested: op.cancel_requested,
+            unreadable: op.unreadable,
+            waiting_for_slot: op.waiting_for_slot,
         }
     }
 }

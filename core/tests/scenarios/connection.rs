@@ -184,7 +184,10 @@ fn malformed_frame_is_counted_not_fatal() {
     assert_eq!(s.session.notices().malformed_frames, 4);
     assert_eq!(s.session.connection(), ConnectionState::Live);
     // Unknown frame types are not even malformed.
-    s.input(Input::FrameReceived(socket, r#"{"type":"hello"}"#.into()));
+    s.input(Input::FrameReceived(
+        socket,
+        r#"{"type":"greeting"}"#.into(),
+    ));
     assert_eq!(s.session.notices().malformed_frames, 4);
     s.subscribed(socket, &id, 1, 0);
     s.push(socket, &id, 1, 1, "ProcessingStarted");

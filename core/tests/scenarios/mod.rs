@@ -135,6 +135,7 @@ pub fn event(id: &OperationId, epoch: u64, seq: u64, kind: &str) -> Event {
         kind: EventType::from(kind),
         message: format!("{kind} {seq}"),
         happened_at: Timestamp(T0 + seq as i64),
+        sub_ms_ns: 0,
         details,
         status: None,
     }
@@ -173,6 +174,7 @@ pub fn page(
         head: Seq(head),
         status,
         has_more: to < head,
+        unreadable: 0,
         events,
     }
 }

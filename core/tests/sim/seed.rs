@@ -14,7 +14,7 @@ use optrail_core::{
     Command, Event, EventId, EventType, HistoryError, Input, LogOrder, OperationId, Problem, Rng,
     Session, SessionOptions, Timestamp, TrackedOperation,
 };
-use serde_json::Map;
+use serde_json::{Map, Value, json};
 
 const T0: i64 = 1_789_000_000_000;
 /// Faults stop after this long; then the world must converge.
@@ -34,6 +34,8 @@ pub struct SeedStats {
     pub history_failures: u64,
     pub reloads: u64,
     pub garbage_frames: u64,
+    pub unreadable_events: u64,
+    pub unknown_ids: u64,
 }
 
 impl SeedStats {
@@ -47,14 +49,70 @@ impl SeedStats {
         self.history_failures += o.history_failures;
         self.reloads += o.reloads;
         self.garbage_frames += o.garbage_frames;
+        self.unreadable_events += o.unreadable_events;
+        self.unknown_ids += o.unknown_ids;
     }
 }
 
-/// One operation on the seed server: what happened so far, and what will.
+/// One operation on the seed server: what happened so far (each event as
+/// the server wrote it), and what will.
 struct SeedOp {
     id: OperationId,
-    events: Vec<Event>,
+    events: Vec<(Event, Value)>,
     remaining: Vec<&'static str>,
+}
+
+/// How a seed backend writes an event: real ones differ (see
+/// `Event::from_value`), and a few write events no client can place.
+/// An event written without the part below the millisecond loses it:
+/// `event.sub_ms_ns` is set to what was written.
+fn written(event: &mut Event, rng: &mut Rng, unreadable: bool) -> Value {
+    let utc = event.happened_at.0;
+    let ms = utc.rem_euclid(1000);
+    // `…T12:34:56` without its fraction and zone.
+    let stamp = rfc3339(Timestamp(utc - ms));
+    let stem = &stamp[..19];
+    let sub = event.sub_ms_ns / 100;
+    let mut object = json!({
+        "id": event.id.0,
+        "type": event.kind.as_str(),
+        "message": event.message,
+        "details": event.details,
+    });
+    let (time, nulls) = match rng.below_or_eq(3) {
+        // What optrail's own serializer writes: milliseconds only.
+        0 => {
+            event.sub_ms_ns = 0;
+            (rfc3339(event.happened_at), false)
+        }
+        // ASP.NET: seven fraction digits, `+00:00`, nulls.
+        1 => (format!("{stem}.{ms:03}{sub:04}+00:00"), true),
+        // An offset without its colon, two hours east.
+        2 => {
+            let local = rfc3339(Timestamp(utc - ms + 2 * 3_600_000));
+            (format!("{}.{ms:03}{sub:04}+0200", &local[..19]), false)
+        }
+        // No offset at all: UTC by convention.
+        _ => (format!("{stem}.{ms:03}{sub:04}"), true),
+    };
+    if !unreadable {
+        object["happenedAt"] = json!(time);
+    }
+    if nulls && event.message.is_empty() {
+        object["message"] = Value::Null;
+    }
+    if nulls && event.details.is_empty() {
+        object["details"] = Value::Null;
+    }
+    object
+}
+
+/// `Timestamp`'s own RFC 3339 text (its serde form).
+fn rfc3339(at: Timestamp) -> String {
+    serde_json::to_value(at)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .expect("a timestamp writes as a string")
 }
 
 #[derive(Debug)]
@@ -111,6 +169,10 @@ struct World {
     timer: Option<(Timestamp, u64)>,
     next_timer: u64,
     stormy: bool,
+    /// This backend wraps its histories as `{"events": [...]}`.
+    wrapped: bool,
+    /// Ids tracked that the backend never had.
+    unknown: Vec<OperationId>,
     stats: SeedStats,
     trace: bool,
 }
@@ -143,6 +205,8 @@ impl World {
             timer: None,
             next_timer: 0,
             stormy: true,
+            wrapped: false,
+            unknown: Vec::new(),
             stats: SeedStats::default(),
             trace,
         }
@@ -209,7 +273,14 @@ impl World {
                     }
                 } else {
                     let body = match self.ops.iter().find(|op| op.id == operation_id) {
-                        Some(op) => serde_json::to_string(&op.events).expect("events"),
+                        Some(op) => {
+                            let events: Vec<&Value> = op.events.iter().map(|(_, w)| w).collect();
+                            if self.wrapped {
+                                json!({ "events": events }).to_string()
+                            } else {
+                                serde_json::to_string(&events).expect("events")
+                            }
+                        }
                         None => {
                             let error = HistoryError::NotFound;
                             self.at(
@@ -249,8 +320,8 @@ impl World {
             News::Opened => self.compat.socket_opened(op),
             News::Text(text) => self.compat.frame(op, &text),
             News::Closed => {
-                self.sockets.clear();
-                self.compat.socket_closed()
+                self.sockets.remove(op);
+                self.compat.socket_closed(op)
             }
         };
         if let Some(input) = input {
@@ -310,21 +381,37 @@ impl World {
         let Some(kind) = self.ops[index].remaining.pop() else {
             return;
         };
-        let op = &mut self.ops[index];
-        let n = op.events.len();
-        let event = Event {
-            id: EventId(format!("{}-{n}", op.id.as_str())),
+        let n = self.ops[index].events.len();
+        let terminal = self.ops[index].remaining.is_empty();
+        // Two events may share a millisecond; the fraction below it orders
+        // them (their ids sort the other way when `n` grows a digit).
+        let sub_ms_ns = self.rng.below_or_eq(9_999) as u32 * 100;
+        let mut event = Event {
+            id: EventId(format!("{}-{n}", self.ops[index].id.as_str())),
             seq: None,
             kind: EventType::from(kind),
-            message: format!("{kind} {n}"),
+            message: if self.rng.chance(0.2) {
+                String::new()
+            } else {
+                format!("{kind} {n}")
+            },
             happened_at: Timestamp(self.now),
+            sub_ms_ns,
             details: Map::new(),
             status: None,
         };
-        op.events.push(event.clone());
+        // Now and then an event no client can place (the end never is: an
+        // operation whose end cannot be read cannot end).
+        let unreadable = !terminal && self.rng.chance(0.05);
+        if unreadable {
+            self.stats.unreadable_events += 1;
+        }
+        let value = written(&mut event, &mut self.rng, unreadable);
+        let text = value.to_string();
+        let op = &mut self.ops[index];
+        op.events.push((event, value));
         let id = op.id.clone();
         self.stats.events += 1;
-        let text = serde_json::to_string(&event).expect("event");
         if let Some(&generation) = self.sockets.get(&id) {
             let copies = if self.stormy && self.rng.chance(0.2) {
                 self.stats.duplicate_pushes += 1;
@@ -352,7 +439,12 @@ impl World {
             }
         }
         if !self.ops[index].remaining.is_empty() {
-            let next = self.between(10, 3_000);
+            // Now and then the next one in the same millisecond.
+            let next = if self.rng.chance(0.2) {
+                0
+            } else {
+                self.between(10, 3_000)
+            };
             self.at(next, Step::Run { op: index });
         }
     }
@@ -420,6 +512,9 @@ impl World {
                 self.next_generation += 1;
                 let generation = self.next_generation;
                 self.sockets.insert(op.clone(), generation);
+                // An id the backend does not know: the upgrade is refused.
+                let known = self.ops.iter().any(|o| o.id == op);
+                let news = if known { News::Opened } else { News::Closed };
                 let delay = self.latency();
                 self.at(
                     delay,
@@ -427,7 +522,7 @@ impl World {
                         page,
                         op,
                         generation,
-                        news: News::Opened,
+                        news,
                     },
                 );
             }
@@ -457,7 +552,10 @@ impl World {
     fn settled(&self) -> bool {
         !self.stormy
             && self.ops.iter().all(|op| op.remaining.is_empty())
-            && self.session.operations().all(|view| view.finished)
+            && self
+                .session
+                .operations()
+                .all(|view| view.finished || view.problem == Some(&Problem::NotFound))
     }
 
     fn check(&self) -> Result<(), String> {
@@ -471,8 +569,16 @@ impl World {
             }
             let view = self.session.operation(&op.id).expect("tracked");
             let shown: Vec<&str> = view.log.iter().map(|e| e.id.0.as_str()).collect();
-            let mut expected: Vec<&Event> = op.events.iter().collect();
-            expected.sort_by(|a, b| (a.happened_at, &a.id.0).cmp(&(b.happened_at, &b.id.0)));
+            // Every event that can be read, in time order to the sub-ms.
+            let mut expected: Vec<&Event> = op
+                .events
+                .iter()
+                .filter(|(_, written)| written.get("happenedAt").is_some())
+                .map(|(event, _)| event)
+                .collect();
+            expected.sort_by(|a, b| {
+                (a.happened_at, a.sub_ms_ns, &a.id.0).cmp(&(b.happened_at, b.sub_ms_ns, &b.id.0))
+            });
             let expected: Vec<&str> = expected.iter().map(|e| e.id.0.as_str()).collect();
             if shown != expected {
                 return Err(format!(
@@ -480,8 +586,26 @@ impl World {
                     op.id
                 ));
             }
+            // And what cannot be read is said, never passed over.
+            let unreadable = (op.events.len() - expected.len()) as u32;
+            if view.unreadable != unreadable {
+                return Err(format!(
+                    "{}: says {} events could not be read, the server has {unreadable}",
+                    op.id, view.unreadable
+                ));
+            }
             if view.problem == Some(&Problem::NotFound) || !view.finished {
                 return Err(format!("{}: not finished ({:?})", op.id, view.problem));
+            }
+        }
+        for id in &self.unknown {
+            if let Some(view) = self.session.operation(id)
+                && view.problem != Some(&Problem::NotFound)
+            {
+                return Err(format!(
+                    "{id}: unknown to the server, shows {:?}",
+                    view.problem
+                ));
             }
         }
         Ok(())
@@ -491,8 +615,26 @@ impl World {
 /// Runs one seed-format schedule to its end and checks the outcome.
 pub fn run_seed_schedule(seed: u64, trace: bool) -> Result<SeedStats, String> {
     let mut world = World::new(seed, trace);
+    world.wrapped = world.rng.chance(0.3);
     for _ in 0..=world.rng.below_or_eq(3) {
         world.start_operation();
+    }
+    if world.rng.chance(0.3) {
+        // A deep link to an id the backend never had, among good ones.
+        world.stats.unknown_ids += 1;
+        let id = OperationId(format!("missing_{:08x}", world.rng.next_u64() as u32));
+        world.unknown.push(id.clone());
+        let track = Input::Track {
+            operation: TrackedOperation::by_id(id),
+            epoch: None,
+        };
+        world.at(
+            1,
+            Step::ToClient {
+                page: 0,
+                input: track,
+            },
+        );
     }
     world.at(1, Step::Chaos);
     let deadline = T0 + STORM_MS + CALM_MS;

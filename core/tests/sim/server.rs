@@ -154,6 +154,7 @@ impl Server {
             kind: EventType::from(kind),
             message: format!("{kind} (step {seq} of epoch {epoch})"),
             happened_at: Timestamp(now),
+            sub_ms_ns: 0,
             details,
             status: None,
         };
@@ -349,6 +350,7 @@ impl Server {
             head: op.head(),
             status: op.status(),
             has_more: last < op.head(),
+            unreadable: 0,
             events,
         })
     }

@@ -287,6 +287,9 @@ impl Socket {
             match message {
                 Some(Ok(Message::Text(text))) => match ServerFrame::parse(text.as_str()) {
                     Ok(ServerFrame::Ping) => self.send(json!({"type": "pong"})).await?,
+                    // Connection-level news (optional in the protocol): a
+                    // client takes note and reads on.
+                    Ok(ServerFrame::Hello { .. }) => {}
                     Ok(frame) => return Ok(frame),
                     Err(e) => return Err(format!("a frame that does not parse: {e}: {text}")),
                 },

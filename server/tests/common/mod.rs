@@ -176,6 +176,8 @@ pub type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// A WebSocket client speaking the live channel's JSON frames.
 pub struct Ws {
     pub stream: Stream,
+    /// The ping interval the server's `hello` announced, once read.
+    pub hello: Option<u64>,
 }
 
 impl Ws {
@@ -196,7 +198,10 @@ impl Ws {
                 .insert("origin", origin.parse().unwrap());
         }
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(Self { stream })
+        Ok(Self {
+            stream,
+            hello: None,
+        })
     }
 
     pub async fn send(&mut self, frame: Value) {
@@ -215,7 +220,8 @@ impl Ws {
             .await;
     }
 
-    /// The next text frame, parsed; `None` when the socket closed.
+    /// The next text frame, parsed; `None` when the socket closed. The
+    /// connection's `hello` is taken note of in [`Ws::hello`], not returned.
     pub async fn next(&mut self) -> Option<ServerFrame> {
         loop {
             let message = tokio::time::timeout(PATIENCE, self.stream.next())
@@ -223,7 +229,12 @@ impl Ws {
                 .expect("a frame within the patience");
             match message {
                 Some(Ok(Message::Text(text))) => {
-                    return Some(ServerFrame::parse(text.as_str()).expect("a valid frame"));
+                    match ServerFrame::parse(text.as_str()).expect("a valid frame") {
+                        ServerFrame::Hello { ping_interval_ms } => {
+                            self.hello = Some(ping_interval_ms);
+                        }
+                        frame => return Some(frame),
+                    }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
                 Some(Ok(_)) => {}
