@@ -83,6 +83,12 @@ impl Session {
         let Some(op) = self.operations.iter_mut().find(|op| op.id() == id) else {
             return;
         };
+        let not_found = matches!(code, "operation_not_found" | "invalid_operation_id");
+        if op.finished || (!not_found && op.subscription == Subscription::None) {
+            // About a subscription that no longer matters (the end came
+            // another way) or that this session no longer holds.
+            return;
+        }
         op.subscription = Subscription::None;
         match code {
             // An id the server does not know, or could never know: it will
@@ -109,6 +115,9 @@ impl Session {
                 let retry_at = Timestamp(now.0 + delay as i64);
                 op.resubscribe_at = Some(retry_at);
                 op.problem = Some(Problem::Server { message, retry_at });
+                if !op.in_round() {
+                    op.start_round(false);
+                }
                 self.fetch_next(id);
             }
         }

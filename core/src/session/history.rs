@@ -252,10 +252,15 @@ impl Session {
         }
         op.waiting_for_slot = false;
         op.resubscribe_at = None;
-        // Neither a pending history retry nor a refused cancel matters now.
+        // Neither a pending history retry, a refused subscription nor a
+        // refused cancel matters now.
         if matches!(
             op.problem,
-            Some(Problem::HistoryUnavailable { .. } | Problem::CancelFailed(_))
+            Some(
+                Problem::HistoryUnavailable { .. }
+                    | Problem::Server { .. }
+                    | Problem::CancelFailed(_)
+            )
         ) {
             op.problem = None;
         }

@@ -81,6 +81,7 @@ pub struct Stats {
     pub slow_subscribe_answers: u64,
     pub replayed_pushes: u64,
     pub lost_pushes: u64,
+    pub refused_subscriptions: u64,
     pub virtual_ms: i64,
 }
 
@@ -114,6 +115,7 @@ impl Stats {
             slow_subscribe_answers,
             replayed_pushes,
             lost_pushes,
+            refused_subscriptions,
             virtual_ms
         );
     }
@@ -269,6 +271,11 @@ pub struct World {
     /// any client (which is why the reference server closes an overflowed
     /// connection instead of skipping).
     p_lost_push: f64,
+    /// A subscribe refused with `internal` now and then (it may pass).
+    p_refuse: f64,
+    /// The server's subscriptions per connection: usually plenty, some
+    /// schedules fewer than the client follows.
+    subscription_limit: usize,
     /// Visible-tab timers fire exactly at their instant (legal, and the
     /// edge case for "is it overdue yet?").
     punctual_timers: bool,
@@ -295,6 +302,8 @@ impl World {
         let p_fail_open = [0.0, 0.2, 0.5][rng.below_or_eq(2) as usize];
         let punctual_timers = rng.chance(0.5);
         let p_lost_push = [0.0, 0.02, 0.1][rng.below_or_eq(2) as usize];
+        let p_refuse = [0.0, 0.0, 0.1][rng.below_or_eq(2) as usize];
+        let subscription_limit = [64, 64, 1, 2, 3][rng.below_or_eq(4) as usize];
         Self {
             now: T0,
             rng,
@@ -328,6 +337,8 @@ impl World {
             p_fail_open,
             punctual_timers,
             p_lost_push,
+            p_refuse,
+            subscription_limit,
             knobs,
         }
     }

@@ -65,7 +65,30 @@ impl World {
                 operation_id,
                 after,
             } => {
-                if let Some(registration) = self.server.subscribe(conn, &operation_id, &mut out) {
+                let held = self
+                    .server
+                    .conns
+                    .get(&conn)
+                    .map_or(0, |c| c.following.len());
+                let refusal = if held >= self.subscription_limit {
+                    self.stats.refused_subscriptions += 1;
+                    Some("too_many_subscriptions")
+                } else if self.stormy && self.rng.chance(self.p_refuse) {
+                    self.stats.refused_subscriptions += 1;
+                    Some("internal")
+                } else {
+                    None
+                };
+                if let Some(code) = refusal {
+                    let error = ServerFrame::Error {
+                        operation_id: Some(operation_id),
+                        code: code.into(),
+                        message: format!("refused: {code}"),
+                    };
+                    out.push((conn, error));
+                } else if let Some(registration) =
+                    self.server.subscribe(conn, &operation_id, &mut out)
+                {
                     // Events committed while the head is being read are
                     // pushed before `subscribed` goes out.
                     let delay = if self.rng.chance(0.3) {
