@@ -120,6 +120,8 @@ struct State {
     /// Whoever waits for each start's outcome. A callback rather than a
     /// channel: every channel type is its own copy of code in the bundle.
     starts: Slots<StartId, StartDone>,
+    /// Ids forgotten here lately, saved with the set (see `storage`).
+    forgotten: Vec<OperationId>,
     next_start: u64,
     /// Commands kept instead of executed ([`IoMode::Recorded`]).
     recorded: Vec<Command>,
@@ -206,6 +208,7 @@ impl Driver {
                 compat,
                 compat_sockets: Slots::default(),
                 starts: Slots::default(),
+                forgotten: Vec::new(),
                 next_start: 0,
                 recorded: Vec::new(),
                 publish_due: false,
@@ -242,6 +245,18 @@ impl Driver {
             input,
             Input::Track { .. } | Input::Restore(_) | Input::Forget(_) | Input::Started { .. }
         );
+        match &input {
+            Input::Forget(id) => {
+                let forgotten = &mut self.state.borrow_mut().forgotten;
+                forgotten.insert(0, id.clone());
+                forgotten.truncate(100);
+            }
+            Input::Track { operation, .. } => {
+                let id = &operation.id;
+                self.state.borrow_mut().forgotten.retain(|f| f != id);
+            }
+            _ => {}
+        }
         {
             let mut state = self.state.borrow_mut();
             if !state.alive {
@@ -415,10 +430,10 @@ impl Driver {
             }
             return;
         }
+        if let Command::Persist(operations) = &command {
+            self.persist(operations);
+        }
         if self.config.io == IoMode::Recorded {
-            if let Command::Persist(operations) = &command {
-                storage::save(self.config.namespace(), operations);
-            }
             self.state.borrow_mut().recorded.push(command);
             return;
         }
@@ -539,15 +554,26 @@ impl Driver {
                     feed(&driver, input);
                 });
             }
-            Command::StartFinished { .. } => {}
-            Command::Persist(operations) => {
-                if !storage::save(self.config.namespace(), &operations) {
-                    self.ui.notice.set(Some(
-                        "This browser refused to save your operations; they will not survive a reload."
-                            .into(),
-                    ));
-                }
+            // Done in `execute`, in every mode.
+            Command::StartFinished { .. } | Command::Persist(_) => {}
+        }
+    }
+
+    /// Saves the tracked set, merged with what another tab stored meanwhile;
+    /// operations that tab added are followed here too.
+    fn persist(&self, operations: &[TrackedOperation]) {
+        let forgotten = self.state.borrow().forgotten.clone();
+        match storage::save(self.config.namespace(), operations, &forgotten) {
+            None => self.ui.notice.set(Some(
+                "This browser refused to save your operations; they will not survive a reload."
+                    .into(),
+            )),
+            Some(stored) if stored.len() > operations.len() => {
+                // After the commands still queued, as any other news.
+                let driver = self.this.clone();
+                spawn_local(async move { feed(&driver, Input::Restore(stored)) });
             }
+            Some(_) => {}
         }
     }
 
@@ -624,14 +650,24 @@ impl Driver {
                 if event.key().as_deref() != Some(key.as_str()) {
                     return;
                 }
-                let operations = match event.new_value() {
-                    None => Vec::new(),
+                let Some(this) = driver.upgrade() else { return };
+                let theirs = match event.new_value() {
+                    None => storage::Stored::default(),
                     Some(raw) => match storage::parse(&raw) {
-                        Ok(operations) => operations,
+                        Ok(stored) => stored,
                         Err(_) => return,
                     },
                 };
-                feed(&driver, Input::Restore(operations));
+                // Theirs, plus what this tab follows that they neither have
+                // nor forgot (they may have written before hearing of it).
+                let mut ours = this.state.borrow().session.tracked();
+                ours.retain(|o| !theirs.forgotten.contains(&o.id));
+                let forgotten = this.state.borrow().forgotten.clone();
+                let merged = theirs.merged(&ours, &forgotten);
+                if merged.operations.len() != theirs.operations.len() {
+                    storage::write(this.config.namespace(), &merged);
+                }
+                this.input(Input::Restore(merged.operations));
             }));
         }
         let ui = self.ui;

@@ -77,7 +77,8 @@ fn to_json(value: &JsValue) -> Result<serde_json::Value, JsValue> {
     let text = js_sys::JSON::stringify(value)?
         .as_string()
         .unwrap_or_default();
-    serde_json::from_str(&text).map_err(|e| JsError::new(&format!("optrail: params: {e}")).into())
+    serde_json::from_str(&text)
+        .map_err(|_| JsError::new("optrail: params must be plain JSON data").into())
 }
 
 fn get(options: &JsValue, key: &str) -> Option<JsValue> {
@@ -205,7 +206,9 @@ pub fn config_from(options: &JsValue) -> Result<Config, JsError> {
 
 /// The storage namespace of a widget mounted without one: named after its
 /// element's id, else after its tag (`optrail-operations` for the custom
-/// element), never the standalone app's `optrail`.
+/// element), never the standalone app's `optrail`. A second widget that
+/// would get the same name gets `-2` (then `-3`, …): in mount order, which
+/// a page repeats on every load, so each keeps its own set across reloads.
 fn default_namespace(element: &web_sys::HtmlElement) -> String {
     let id = element.id();
     let name = if id.is_empty() {
@@ -213,13 +216,32 @@ fn default_namespace(element: &web_sys::HtmlElement) -> String {
     } else {
         id
     };
-    format!("optrail-embed-{name}")
+    let base = format!("optrail-embed-{name}");
+    let mut namespace = base.clone();
+    let mut n = 1;
+    while namespace_taken(&namespace) {
+        n += 1;
+        namespace = format!("{base}-{n}");
+    }
+    namespace
+}
+
+/// Whether a mounted widget already saves under `namespace`.
+fn namespace_taken(namespace: &str) -> bool {
+    MOUNTED.with(|mounted| {
+        mounted
+            .borrow()
+            .iter()
+            .any(|w| w.driver().config().namespace == namespace)
+    })
 }
 
 /// Mounts a widget into `element`. See README: "Embedding".
 #[wasm_bindgen(js_name = mount)]
 pub fn mount_js(element: web_sys::HtmlElement, options: JsValue) -> Result<WidgetHandle, JsError> {
     let mut config = config_from(&options)?;
+    // An explicit namespace is the host's choice: widgets given the same
+    // one follow one set (and merge what they save).
     if config.namespace.is_empty() {
         config.namespace = default_namespace(&element);
     }

@@ -1,17 +1,60 @@
 //! The tracked set in localStorage, under a versioned key, so a reload, a
 //! second tab or a crash resumes exactly where the server is.
+//!
+//! Several tabs (or widgets sharing a namespace) may write the same key.
+//! A write therefore merges with what is stored instead of replacing it,
+//! and what a tab forgot travels with the set (a bounded list of
+//! tombstones), so that a merge neither loses another tab's operation nor
+//! brings back one that was forgotten.
 
-use optrail_core::TrackedOperation;
+use optrail_core::{OperationId, TrackedOperation};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the stored shape changes incompatibly; older data is reset
 /// with a notice rather than misread.
 pub const VERSION: u32 = 1;
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
+/// Forgotten ids kept with the set: enough to outlive any race between
+/// tabs, few enough to stay small.
+const TOMBSTONES: usize = 100;
+
+/// What is stored under the key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
     version: u32,
-    operations: Vec<TrackedOperation>,
+    /// The tracked set, newest first.
+    pub operations: Vec<TrackedOperation>,
+    /// Ids forgotten recently, by any tab.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forgotten: Vec<OperationId>,
+}
+
+impl Stored {
+    /// `ours` (a tab's own set, which wins) merged with this stored set:
+    /// every operation of either, except those either side forgot.
+    pub fn merged(&self, ours: &[TrackedOperation], forgotten: &[OperationId]) -> Stored {
+        let gone = |id: &OperationId| forgotten.contains(id) || self.forgotten.contains(id);
+        let mut operations = ours.to_vec();
+        for theirs in &self.operations {
+            if !gone(&theirs.id) && !operations.iter().any(|o| o.id == theirs.id) {
+                operations.push(theirs.clone());
+            }
+        }
+        let mut tombstones: Vec<OperationId> = forgotten.to_vec();
+        for id in &self.forgotten {
+            if !tombstones.contains(id) {
+                tombstones.push(id.clone());
+            }
+        }
+        // Tracked again somewhere: no longer forgotten.
+        tombstones.retain(|id| !operations.iter().any(|o| &o.id == id));
+        tombstones.truncate(TOMBSTONES);
+        Stored {
+            version: VERSION,
+            operations,
+            forgotten: tombstones,
+        }
+    }
 }
 
 /// The localStorage key for a namespace.
@@ -28,7 +71,7 @@ pub struct Loaded {
 }
 
 /// Parses a stored value. `Err` carries a sentence for the notice.
-pub fn parse(raw: &str) -> Result<Vec<TrackedOperation>, String> {
+pub fn parse(raw: &str) -> Result<Stored, String> {
     let value: serde_json::Value = serde_json::from_str(raw)
         .map_err(|_| "Saved operations were unreadable and have been reset.".to_owned())?;
     let version = value.get("version").and_then(serde_json::Value::as_u64);
@@ -41,9 +84,8 @@ pub fn parse(raw: &str) -> Result<Vec<TrackedOperation>, String> {
     // tree would put a second decoder for the stored shape into the bundle
     // (nothing else in the widget decodes from a tree), for a string of a
     // few hundred bytes.
-    let stored: Stored = serde_json::from_str(raw)
-        .map_err(|_| "Saved operations were damaged and have been reset.".to_owned())?;
-    Ok(stored.operations)
+    serde_json::from_str(raw)
+        .map_err(|_| "Saved operations were damaged and have been reset.".to_owned())
 }
 
 fn local_storage() -> Option<web_sys::Storage> {
@@ -67,8 +109,8 @@ pub fn load(namespace: &str) -> Loaded {
             notice: None,
         },
         Some(raw) => match parse(&raw) {
-            Ok(operations) => Loaded {
-                operations,
+            Ok(stored) => Loaded {
+                operations: stored.operations,
                 notice: None,
             },
             Err(notice) => {
@@ -82,16 +124,32 @@ pub fn load(namespace: &str) -> Loaded {
     }
 }
 
-/// Writes the tracked set. Returns false when storage refused it.
-pub fn save(namespace: &str, operations: &[TrackedOperation]) -> bool {
-    let Some(storage) = local_storage() else {
-        return false;
-    };
-    let stored = Stored {
-        version: VERSION,
-        operations: operations.to_vec(),
-    };
-    let Ok(json) = serde_json::to_string(&stored) else {
+/// Writes a tab's tracked set, merged with what another tab may have
+/// stored meanwhile (see the module doc). `None` when storage refused it;
+/// else the set as stored, which may hold operations this tab has not
+/// heard of yet.
+pub fn save(
+    namespace: &str,
+    operations: &[TrackedOperation],
+    forgotten: &[OperationId],
+) -> Option<Vec<TrackedOperation>> {
+    let storage = local_storage()?;
+    let key = key(namespace);
+    let stored = storage
+        .get_item(&key)
+        .ok()
+        .flatten()
+        .and_then(|raw| parse(&raw).ok())
+        .unwrap_or_default();
+    let merged = stored.merged(operations, forgotten);
+    let json = serde_json::to_string(&merged).ok()?;
+    storage.set_item(&key, &json).ok()?;
+    Some(merged.operations)
+}
+
+/// Writes a set exactly as given (after a merge with another tab's).
+pub fn write(namespace: &str, stored: &Stored) -> bool {
+    let (Some(storage), Ok(json)) = (local_storage(), serde_json::to_string(stored)) else {
         return false;
     };
     storage.set_item(&key(namespace), &json).is_ok()

@@ -127,7 +127,8 @@ impl Compat {
 
 /// One pushed seed event, read leniently (see [`Event::from_value`]).
 pub fn parse_event(text: &str) -> Result<Event, FrameError> {
-    let value: Value = serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))?;
+    // The decoder's own words are not kept (see `ServerFrame::decode`).
+    let value: Value = serde_json::from_str(text).map_err(|_| FrameError("not JSON".into()))?;
     Event::from_value(&value).ok_or_else(|| FrameError("not an event: no id, type or time".into()))
 }
 
@@ -136,7 +137,7 @@ pub fn parse_event(text: &str) -> Result<Event, FrameError> {
 /// cannot be read are skipped and counted in [`EventsPage::unreadable`], so
 /// the person is told rather than shown a shorter list as complete.
 pub fn history_page(operation_id: OperationId, body: &str) -> Result<EventsPage, FrameError> {
-    let value: Value = serde_json::from_str(body).map_err(|e| FrameError(e.to_string()))?;
+    let value: Value = serde_json::from_str(body).map_err(|_| FrameError("not JSON".into()))?;
     let items = match &value {
         Value::Array(items) => items,
         Value::Object(object) => ["events", "items", "data"]

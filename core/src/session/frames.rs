@@ -139,7 +139,7 @@ impl Session {
     }
 
     pub(super) fn frame_received(&mut self, socket: SocketId, text: &str) {
-        self.frame(socket, ServerFrame::parse(text).map_err(drop));
+        self.frame(socket, ServerFrame::decode(text).ok_or(()));
     }
 
     /// A frame on `socket`, or `Err` for one that could not be read.
