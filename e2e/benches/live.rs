@@ -17,7 +17,6 @@
 //! shorter run. Needs the release widget (`scripts/build-web.sh`) and the
 //! release server (`cargo build --release -p optrail-server`).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use optrail_core::Event;
@@ -108,7 +107,7 @@ async fn run() -> Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(100_000)
         .max(FRAMING_EVENTS + 10);
-    let site = site_with_fixtures()?;
+    let site = workspace::site_with_fixtures()?;
     let server = ServerProcess::start(ServerOptions {
         static_dir: Some(site.path().to_path_buf()),
         ..ServerOptions::default()
@@ -126,32 +125,6 @@ async fn run() -> Result<()> {
         results.push((page, measured));
     }
     report(events, &results);
-    Ok(())
-}
-
-/// A static directory: the built widget plus the benchmark pages.
-fn site_with_fixtures() -> Result<tempfile::TempDir> {
-    let site = tempfile::Builder::new()
-        .prefix("optrail-bench-site-")
-        .tempdir()
-        .context("cannot create the benchmark's static directory")?;
-    copy_dir(&workspace::dist_dir()?, site.path())?;
-    let fixtures = workspace::root().join("e2e/fixtures");
-    copy_dir(&fixtures, site.path())?;
-    Ok(site)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from).context("reading a directory to copy")? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
     Ok(())
 }
 

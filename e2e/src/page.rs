@@ -60,6 +60,8 @@ pub struct Detail {
     pub progress: Option<String>,
     pub can_cancel: bool,
     pub can_retry: bool,
+    /// A Forget button (`.optrail-forget`) is offered.
+    pub can_forget: bool,
     pub title: String,
 }
 
@@ -123,6 +125,7 @@ if (art) {
     progress: (art.querySelector('[role=progressbar]') || { getAttribute: () => null }).getAttribute('aria-valuenow'),
     canCancel: !!art.querySelector('.optrail-cancel:not([disabled])'),
     canRetry: !!art.querySelector('.optrail-retry'),
+    canForget: !!art.querySelector('.optrail-forget'),
     title: text(art.querySelector('.optrail-operation-title')) || '',
   };
 }
@@ -279,6 +282,22 @@ impl Widget {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Runs `script` in this widget's window (switching to it first, as
+    /// [`Widget::client`] alone does not); its value.
+    pub async fn execute(
+        &self,
+        script: &str,
+        args: Vec<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        self.activate().await?;
+        let value = self
+            .client
+            .execute(script, args)
+            .await
+            .context("running a script in the page")?;
+        Ok(value)
     }
 
     pub fn base(&self) -> &str {
@@ -558,6 +577,12 @@ impl Widget {
     /// Clicks Retry on the shown (failed) operation.
     pub async fn retry(&self) -> Result<()> {
         self.click("article.optrail-operation .optrail-retry").await
+    }
+
+    /// Clicks Forget on the shown operation.
+    pub async fn forget(&self) -> Result<()> {
+        self.click("article.optrail-operation .optrail-forget")
+            .await
     }
 }
 

@@ -1,10 +1,18 @@
 //! A TCP proxy on loopback that can cut every connection through it on
-//! command: the "network" between the browser and the server.
+//! command, or swallow chosen requests: the "network" between the browser
+//! and the server.
 //!
 //! It forwards bytes untouched (HTTP, WebSocket upgrades and frames alike),
 //! so the server sees the proxy's `Host` and the browser's `Origin`, which
 //! agree: same origin. A cut drops both sides of every open connection at
-//! once, wherever they are: mid-frame, mid-response, mid-handshake.
+//! once, wherever they are: mid-frame, mid-response, mid-handshake. A held
+//! request ([`FaultyProxy::hold`]) is read and never forwarded nor answered:
+//! its connection stays open and silent until the browser gives up on it,
+//! as behind a stalled load balancer.
+//!
+//! It reads the request line of each HTTP request (the browser neither
+//! pipelines nor splits a request line on loopback), and stops reading once
+//! a connection is upgraded to a WebSocket.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +31,34 @@ struct State {
     websockets_opened: usize,
     connections_opened: usize,
     cuts: usize,
+    /// Request lines seen (`GET /path HTTP/1.1`), in order.
+    requests: Vec<String>,
+    /// Request-line prefixes to hold, and how many more of each.
+    holds: Vec<(String, usize)>,
+    /// Request lines held so far.
+    held: Vec<String>,
+}
+
+impl State {
+    /// Records a request line; whether it is to be held.
+    fn request(&mut self, line: &str) -> bool {
+        self.requests.push(line.to_owned());
+        if line.starts_with("GET /ws") {
+            self.websockets_opened += 1;
+        }
+        let hold = self
+            .holds
+            .iter_mut()
+            .find(|(prefix, left)| *left > 0 && line.starts_with(prefix.as_str()));
+        match hold {
+            Some((_, left)) => {
+                *left -= 1;
+                self.held.push(line.to_owned());
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// A running proxy; dropping it closes everything.
@@ -78,6 +114,28 @@ impl FaultyProxy {
     pub fn open_connections(&self) -> usize {
         lock(&self.state).open.len()
     }
+
+    /// Holds the next `times` requests whose request line starts with
+    /// `prefix` (`"GET /ws"`, `"GET /operations/ID/events"`): they are
+    /// swallowed, never forwarded, never answered.
+    pub fn hold(&self, prefix: &str, times: usize) {
+        lock(&self.state).holds.push((prefix.to_owned(), times));
+    }
+
+    /// The request lines held so far, in order.
+    pub fn held(&self) -> Vec<String> {
+        lock(&self.state).held.clone()
+    }
+
+    /// How many requests so far had a request line starting with `prefix`
+    /// (held ones included).
+    pub fn requests_starting_with(&self, prefix: &str) -> usize {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|line| line.starts_with(prefix))
+            .count()
+    }
 }
 
 impl Drop for FaultyProxy {
@@ -111,21 +169,55 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<Mut
     }
 }
 
-async fn forward(id: u64, mut client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>) {
+async fn forward(id: u64, client: TcpStream, upstream: SocketAddr, state: Arc<Mutex<State>>) {
     let _ = client.set_nodelay(true);
-    if let Ok(mut server) = TcpStream::connect(upstream).await {
+    if let Ok(server) = TcpStream::connect(upstream).await {
         let _ = server.set_nodelay(true);
-        let mut first = vec![0u8; 8192];
-        if let Ok(n) = client.read(&mut first).await
-            && n > 0
-        {
-            if first[..n].starts_with(b"GET /ws") {
-                lock(&state).websockets_opened += 1;
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let up = async {
+            let mut buffer = vec![0u8; 16 * 1024];
+            // Request lines are read until the connection is upgraded; once
+            // a request is held, nothing more goes up.
+            let (mut upgraded, mut holding) = (false, false);
+            loop {
+                let n = match client_read.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let chunk = &buffer[..n];
+                if !upgraded && let Some(line) = request_line(chunk) {
+                    holding |= lock(&state).request(line);
+                    upgraded = is_websocket_upgrade(chunk);
+                }
+                if !holding && server_write.write_all(chunk).await.is_err() {
+                    break;
+                }
             }
-            if server.write_all(&first[..n]).await.is_ok() {
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-            }
-        }
+            let _ = server_write.shutdown().await;
+        };
+        let down = async {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            let _ = client_write.shutdown().await;
+        };
+        tokio::join!(up, down);
     }
     lock(&state).open.remove(&id);
+}
+
+/// The request line if `chunk` starts an HTTP request (`GET /x HTTP/1.1`).
+fn request_line(chunk: &[u8]) -> Option<&str> {
+    let end = chunk.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&chunk[..end]).ok()?;
+    let mut parts = line.split(' ');
+    let method = parts.next()?;
+    let is_method = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
+    let is_http = parts.nth(1).is_some_and(|v| v.starts_with("HTTP/1."));
+    (is_method && is_http).then_some(line)
+}
+
+fn is_websocket_upgrade(chunk: &[u8]) -> bool {
+    String::from_utf8_lossy(chunk)
+        .to_ascii_lowercase()
+        .contains("upgrade: websocket")
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Failure, Result};
+use crate::{Context, Failure, Result};
 
 /// The workspace root (`e2e/..`).
 pub fn root() -> PathBuf {
@@ -60,6 +60,33 @@ pub fn dist_dir() -> Result<PathBuf> {
             dist.display()
         )))
     }
+}
+
+/// A static directory for the server (`ServerOptions::static_dir`): the
+/// built widget plus the pages of `e2e/fixtures/` (host pages with options
+/// of their own). Removed when dropped.
+pub fn site_with_fixtures() -> Result<tempfile::TempDir> {
+    let site = tempfile::Builder::new()
+        .prefix("optrail-e2e-site-")
+        .tempdir()
+        .context("cannot create a static directory")?;
+    copy_dir(&dist_dir()?, site.path())?;
+    copy_dir(&root().join("e2e/fixtures"), site.path())?;
+    Ok(site)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).context("reading a directory to copy")? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 /// `CHROMEDRIVER`, else `/usr/bin/chromedriver`.
