@@ -528,15 +528,14 @@ impl Driver {
                 let driver = self.this.clone();
                 spawn_local(async move {
                     // Any 2xx means canceled, whatever its body (204 included).
-                    if let Err(error) = send(request).await {
-                        feed(
-                            &driver,
-                            Input::CancelFailed {
-                                operation_id,
-                                message: error.to_string(),
-                            },
-                        );
-                    }
+                    let input = match send(request).await {
+                        Ok(_) => Input::CancelAccepted(operation_id),
+                        Err(error) => Input::CancelFailed {
+                            operation_id,
+                            message: error.to_string(),
+                        },
+                    };
+                    feed(&driver, input);
                 });
             }
             Command::StartOperation { start, request } => {

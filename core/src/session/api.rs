@@ -181,6 +181,9 @@ pub enum Input {
     Forget(OperationId),
     /// The person asked to cancel an operation.
     Cancel(OperationId),
+    /// The server accepted the cancel request ([`Command::Cancel`]): the
+    /// operation's end will come as an event.
+    CancelAccepted(OperationId),
     /// The cancel request ([`Command::Cancel`]) failed.
     CancelFailed {
         /// The operation whose cancel failed.
@@ -254,7 +257,8 @@ pub enum Command {
         /// At most this many.
         limit: u32,
     },
-    /// `DELETE /operations/{id}`; report only a failure.
+    /// `DELETE /operations/{id}`; answer with [`Input::CancelAccepted`] or
+    /// [`Input::CancelFailed`].
     Cancel(OperationId),
     /// `POST /operations`; answer with [`Input::Started`] or
     /// [`Input::StartFailed`].

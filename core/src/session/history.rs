@@ -93,6 +93,7 @@ impl Session {
             op.tracked.kind = page.kind;
         }
         op.server_status = Some(page.status);
+        let unreadable = page.unreadable;
         if op.log.order() == LogOrder::ByTime {
             // A whole history: its count is the truth from now on.
             op.unreadable = page.unreadable;
@@ -131,7 +132,11 @@ impl Session {
             self.persist();
         }
         if stuck {
-            let reason = format!("the server's history has nothing after seq {after} yet");
+            let reason = if unreadable > 0 {
+                format!("the server sent {unreadable} events this page cannot read")
+            } else {
+                format!("the server's history has nothing after seq {after} yet")
+            };
             self.retry_later(index, reason);
             return;
         }
@@ -216,6 +221,14 @@ impl Session {
                 continue;
             }
             let id = op.id().clone();
+            if op
+                .cancel_sent_at
+                .is_some_and(|at| now.0 - at.0 >= timeout as i64)
+            {
+                let reason = format!("no answer within {} s", timeout / 1000);
+                self.cancel_failed(&id, reason);
+            }
+            let op = &mut self.operations[index];
             if op.resubscribe_at.is_some_and(|at| now >= at) {
                 op.resubscribe_at = None;
                 self.subscribe(&id);
@@ -245,6 +258,7 @@ impl Session {
         op.end_round();
         op.finished = true;
         op.cancel_requested = false;
+        op.cancel_sent_at = None;
         // A retry or poll scheduled before the end is moot: everything is
         // here.
         if let Fetch::RetryAt(_) | Fetch::PollAt(_) = op.fetch {

@@ -122,6 +122,7 @@ impl Session {
             Input::Restore(set) => self.restore(set),
             Input::Forget(id) => self.forget(&id),
             Input::Cancel(id) => self.cancel(&id),
+            Input::CancelAccepted(id) => self.cancel_accepted(&id),
             Input::CancelFailed {
                 operation_id,
                 message,

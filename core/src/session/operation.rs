@@ -82,6 +82,9 @@ pub(super) struct OperationState {
     /// When to ask for a subscription the server refused for a reason
     /// that may pass (`internal`, or a code we do not know).
     pub resubscribe_at: Option<Timestamp>,
+    /// When the cancel request went out, until the server answers it: a
+    /// cancel that never answers fails at the request deadline.
+    pub cancel_sent_at: Option<Timestamp>,
     /// Events the backend has that could not be read: from its latest
     /// whole history, plus pushes since. Never claimed as complete while
     /// any are.
@@ -113,6 +116,7 @@ impl OperationState {
             waiting_for_slot: false,
             resubscribe_at: None,
             unreadable: 0,
+            cancel_sent_at: None,
             tracked,
         }
     }
@@ -281,10 +285,13 @@ impl OperationState {
             }
             Fetch::RetryAt(at) | Fetch::PollAt(at) => Some(at),
         };
-        match (fetch, self.resubscribe_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let cancel = self
+            .cancel_sent_at
+            .map(|at| Timestamp(at.0 + request_timeout_ms as i64));
+        [fetch, self.resubscribe_at, cancel]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether it should be read again later although nothing is wrong:

@@ -80,12 +80,14 @@ impl Session {
     }
 
     pub(super) fn cancel(&mut self, id: &OperationId) {
+        let now = self.now;
         if let Some(op) = self.find_mut(id)
             && !op.finished
             && !op.cancel_requested
             && op.problem != Some(Problem::NotFound)
         {
             op.cancel_requested = true;
+            op.cancel_sent_at = Some(now);
             if matches!(op.problem, Some(Problem::CancelFailed(_))) {
                 op.problem = None;
             }
@@ -93,9 +95,20 @@ impl Session {
         }
     }
 
+    pub(super) fn cancel_accepted(&mut self, id: &OperationId) {
+        if let Some(op) = self.find_mut(id) {
+            op.cancel_sent_at = None;
+        }
+    }
+
     pub(super) fn cancel_failed(&mut self, id: &OperationId, message: String) {
         if let Some(op) = self.find_mut(id) {
+            if !op.cancel_requested {
+                // Already answered (or given up on at its deadline).
+                return;
+            }
             op.cancel_requested = false;
+            op.cancel_sent_at = None;
             // "Not found" is what keeps the session from following the
             // operation; a failed cancel must not paper over it. Once it
             // has ended anyway, the refusal is moot.

@@ -3,6 +3,7 @@
 
 mod connection;
 mod recovery;
+mod refusals;
 
 use optrail_core::{
     Command, ConnectionState, Epoch, Event, EventId, EventType, EventsPage, Input, OperationId,

@@ -180,16 +180,15 @@ impl World {
                     self.stats.events_committed += 1;
                 }
                 self.send_out(out);
-                if let Err(message) = result {
-                    let delay = self.latency();
-                    self.reply(
-                        delay,
-                        Input::CancelFailed {
-                            operation_id,
-                            message,
-                        },
-                    );
-                }
+                let answer = match result {
+                    Ok(()) => Input::CancelAccepted(operation_id),
+                    Err(message) => Input::CancelFailed {
+                        operation_id,
+                        message,
+                    },
+                };
+                let delay = self.latency();
+                self.reply(delay, answer);
             }
             Action::AnswerSubscribe {
                 conn,
