@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # wasm-opt comes from .tools/ (scripts/setup.sh).
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 # The goal is 150 KB gzip (issue 5); the build fails only above this
-# ceiling, which is set just over today's measured size to catch growth.
+# ceiling, which is set just over today's measured size to catch growth
+# (170 KB, 2026-12-01, after issue 21's resilience work: BENCHMARKS.md).
 GOAL_GZIP_KB=150
-LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-170}
+LIMIT_GZIP_KB=${OPTRAIL_BUNDLE_LIMIT_KB:-172}
 
 # shellcheck source=bundle.sh
 source scripts/bundle.sh
