@@ -237,3 +237,31 @@ async fn push(
         }
     }
 }
+
+/// A seed-format event as the tests emit it, at `at_ms` into a fixed minute.
+pub fn event(id: &str, kind: &str, at_ms: u64) -> Value {
+    json!({
+        "id": id,
+        "type": kind,
+        "message": format!("{kind} ({id})"),
+        "happenedAt": format!("2026-11-24T10:00:{:02}.{:03}Z", at_ms / 1000, at_ms % 1000),
+        "details": { "workerId": "seed-worker-1" },
+    })
+}
+
+/// The order the widget must show [`event`]s in: by (happenedAt, id), each
+/// id once. Only for `event`'s timestamps, which sort as text.
+pub fn by_time_then_id(events: &[Value]) -> Vec<String> {
+    let mut keyed: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["happenedAt"].as_str().unwrap_or_default().to_owned(),
+                e["id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    keyed.sort();
+    keyed.dedup_by(|a, b| a.1 == b.1);
+    keyed.into_iter().map(|(_, id)| id).collect()
+}

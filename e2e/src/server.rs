@@ -375,3 +375,16 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// Params for a fast, deterministic payment started over HTTP: `steps`
+/// progress events `step_ms` apart, never failing.
+pub fn payment(description: &str, step_ms: u64, steps: u32) -> serde_json::Value {
+    serde_json::json!({
+        "amount": 9.99,
+        "currency": "EUR",
+        "description": description,
+        "stepMs": step_ms,
+        "steps": steps,
+        "failureRate": 0,
+    })
+}

@@ -5,34 +5,7 @@ use std::time::Duration;
 
 use optrail_core::OperationId;
 use optrail_e2e::Scenario;
-use optrail_e2e::seed_backend::SeedBackend;
-use serde_json::{Value, json};
-
-fn event(id: &str, kind: &str, at_ms: u64) -> Value {
-    json!({
-        "id": id,
-        "type": kind,
-        "message": format!("{kind} ({id})"),
-        "happenedAt": format!("2026-11-24T10:00:{:02}.{:03}Z", at_ms / 1000, at_ms % 1000),
-        "details": { "workerId": "seed-worker-1" },
-    })
-}
-
-/// The order the widget must show: by (happenedAt, id), each id once.
-fn expected_order(events: &[Value]) -> Vec<String> {
-    let mut keyed: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["happenedAt"].as_str().unwrap().to_owned(),
-                e["id"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    keyed.sort();
-    keyed.dedup_by(|a, b| a.1 == b.1);
-    keyed.into_iter().map(|(_, id)| id).collect()
-}
+use optrail_e2e::seed_backend::{SeedBackend, by_time_then_id, event};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compat_mode_orders_by_happened_at_and_dedupes_by_id_against_a_seed_backend() {
@@ -65,7 +38,7 @@ async fn compat_mode_orders_by_happened_at_and_dedupes_by_id_against_a_seed_back
             .wait_detail(&id, "the payment to succeed", |d| d.status == "succeeded")
             .await?;
         let shown: Vec<String> = detail.events.iter().map(|e| e.id.clone()).collect();
-        let expected = expected_order(&backend.events());
+        let expected = by_time_then_id(&backend.events());
         optrail_e2e::ensure!(
             shown == expected,
             "the widget shows {shown:?}, the seed backend's events in (happenedAt, id) order are {expected:?}"

@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 use optrail_core::{OperationId, Status};
 use optrail_e2e::check::{RUN_LIMIT, patience, settles_like_server};
 use optrail_e2e::page::{Detail, describe};
-use optrail_e2e::seed_backend::{HistoryShape, SeedBackend};
-use optrail_e2e::server::{ServerOptions, ServerProcess};
+use optrail_e2e::proxy::FaultyProxy;
+use optrail_e2e::seed_backend::{self, HistoryShape, SeedBackend, by_time_then_id};
+use optrail_e2e::server::{ServerOptions, ServerProcess, payment};
 use optrail_e2e::{Context, Result, Scenario, Widget, bail, ensure, workspace};
 use serde_json::{Value, json};
 
@@ -44,18 +45,6 @@ const CONNECT_TIMEOUT_MS: u64 = 2_000;
 /// options cannot pass.
 const GIVEN_UP_WITHIN: Duration = Duration::from_secs(6);
 
-/// Fast, deterministic payment params for operations started over HTTP.
-fn payment(description: &str, step_ms: u64, steps: u32) -> Value {
-    json!({
-        "amount": 9.99,
-        "currency": "EUR",
-        "description": description,
-        "stepMs": step_ms,
-        "steps": steps,
-        "failureRate": 0,
-    })
-}
-
 /// `e2e/fixtures/resilience.html` mounted with `options` (on top of hash
 /// routing and the namespace `resilience`).
 fn host_page(options: &Value) -> String {
@@ -75,6 +64,46 @@ fn short_deadlines() -> Value {
 
 /// [`Scenario::run_with`] on a server that serves the built widget and the
 /// fixture pages.
+/// Opens `id` on a host page with short deadlines and waits until the proxy
+/// holds the first `what`; returns when it did.
+async fn open_until_held(
+    widget: &Widget,
+    proxy: &FaultyProxy,
+    id: &OperationId,
+    what: &str,
+) -> Result<Instant> {
+    let page = format!("{}#/operations/{id}", host_page(&short_deadlines()));
+    widget.open(&page).await?;
+    let first = format!("the first {what} to be held");
+    until(&first, patience(), || !proxy.held().is_empty()).await?;
+    Ok(Instant::now())
+}
+
+/// After a request was held unanswered: the widget gives up on it within
+/// [`GIVEN_UP_WITHIN`] (its host set `option` short), asks again, and the
+/// operation ends with exactly the server's events.
+async fn asks_again_then_settles(
+    widget: &Widget,
+    s: &Scenario,
+    id: &OperationId,
+    asked_again: &str,
+    (option, ms): (&str, u64),
+    held: Instant,
+    asked: impl Fn() -> bool,
+) -> Result<()> {
+    if let Err(e) = until(asked_again, GIVEN_UP_WITHIN, asked).await {
+        let view = widget.view().await?;
+        bail!(
+            "{e} after the first was held ({:.1} s; {option} is {ms}): the widget shows {}",
+            held.elapsed().as_secs_f64(),
+            describe(&view)
+        );
+    }
+    let (status, _, _) = settles_like_server(widget, &s.server, id).await?;
+    ensure!(status == Status::Succeeded, "the server says {status:?}");
+    Ok(())
+}
+
 async fn run_on_site(
     name: &str,
     options: ServerOptions,
@@ -149,20 +178,7 @@ async fn a_socket_handshake_that_never_answers_is_given_up_after_the_hosts_conne
                 .server
                 .start_operation("payment", payment("behind a stalled handshake", 300, 20))
                 .await?;
-            widget
-                .open(&format!(
-                    "{}#/operations/{}",
-                    host_page(&short_deadlines()),
-                    op.id
-                ))
-                .await?;
-            until(
-                "the first WebSocket handshake to be held",
-                patience(),
-                || !proxy.held().is_empty(),
-            )
-            .await?;
-            let held = Instant::now();
+            let held = open_until_held(&widget, proxy, &op.id, "WebSocket handshake").await?;
             let view = widget.view().await?;
             ensure!(
                 matches!(
@@ -172,22 +188,12 @@ async fn a_socket_handshake_that_never_answers_is_given_up_after_the_hosts_conne
                 "with its handshake unanswered the widget reads {}",
                 describe(&view)
             );
-            let reopened = until("a second WebSocket handshake", GIVEN_UP_WITHIN, || {
+            let asked_again = "a second WebSocket handshake";
+            let option = ("connectTimeoutMs", CONNECT_TIMEOUT_MS);
+            asks_again_then_settles(&widget, s, &op.id, asked_again, option, held, || {
                 proxy.websockets_opened() >= 2
             })
-            .await;
-            if let Err(e) = reopened {
-                let view = widget.view().await?;
-                bail!(
-                    "{e} after the first was held ({:.1} s; connectTimeoutMs is \
-                     {CONNECT_TIMEOUT_MS}): the widget shows {}",
-                    held.elapsed().as_secs_f64(),
-                    describe(&view)
-                );
-            }
-            let (status, _, _) = settles_like_server(&widget, &s.server, &op.id).await?;
-            ensure!(status == Status::Succeeded, "the server says {status:?}");
-            Ok(())
+            .await
         },
     )
     .await;
@@ -208,18 +214,7 @@ async fn a_history_request_that_never_answers_is_retried_after_the_hosts_request
                 .await?;
             let history = format!("GET /operations/{}/events", op.id);
             proxy.hold(&history, 1);
-            widget
-                .open(&format!(
-                    "{}#/operations/{}",
-                    host_page(&short_deadlines()),
-                    op.id
-                ))
-                .await?;
-            until("the first history request to be held", patience(), || {
-                !proxy.held().is_empty()
-            })
-            .await?;
-            let held = Instant::now();
+            let held = open_until_held(&widget, proxy, &op.id, "history request").await?;
             // Waiting for it is visible, and claims nothing.
             let waiting = widget
                 .wait_detail(&op.id, "the held operation to be shown", |_| true)
@@ -229,22 +224,12 @@ async fn a_history_request_that_never_answers_is_retried_after_the_hosts_request
                 "with its history unanswered the operation reads {:?}",
                 waiting.recovery
             );
-            let asked_again = until("a second history request", GIVEN_UP_WITHIN, || {
+            let asked_again = "a second history request";
+            let option = ("requestTimeoutMs", REQUEST_TIMEOUT_MS);
+            asks_again_then_settles(&widget, s, &op.id, asked_again, option, held, || {
                 proxy.requests_starting_with(&history) >= 2
             })
-            .await;
-            if let Err(e) = asked_again {
-                let view = widget.view().await?;
-                bail!(
-                    "{e} after the first was held ({:.1} s; requestTimeoutMs is \
-                 {REQUEST_TIMEOUT_MS}): the widget shows {}",
-                    held.elapsed().as_secs_f64(),
-                    describe(&view)
-                );
-            }
-            let (status, _, _) = settles_like_server(&widget, &s.server, &op.id).await?;
-            ensure!(status == Status::Succeeded, "the server says {status:?}");
-            Ok(())
+            .await
         },
     )
     .await;
@@ -469,33 +454,6 @@ async fn two_widgets_of_each_kind_with_default_options_keep_their_own_operations
 
 // ----- 5. seed-format backends ---------------------------------------------
 
-fn seed_event(id: &str, kind: &str, at_ms: u64) -> Value {
-    json!({
-        "id": id,
-        "type": kind,
-        "message": format!("{kind} ({id})"),
-        "happenedAt": format!("2026-11-24T10:00:{:02}.{:03}Z", at_ms / 1000, at_ms % 1000),
-        "details": { "workerId": "seed-worker-1" },
-    })
-}
-
-/// The order the widget must show: by (happenedAt, id), each id once. Only
-/// for `seed_event`'s timestamps, which sort as text.
-fn by_time_then_id(events: &[Value]) -> Vec<String> {
-    let mut keyed: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            (
-                e["happenedAt"].as_str().unwrap_or_default().to_owned(),
-                e["id"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    keyed.sort();
-    keyed.dedup_by(|a, b| a.1 == b.1);
-    keyed.into_iter().map(|(_, id)| id).collect()
-}
-
 /// Waits for `payment` to be shown succeeded, scrolls through it; the ids
 /// shown and the detail.
 async fn succeeded_compat(widget: &Widget, payment: &str) -> Result<(Vec<String>, Detail)> {
@@ -522,11 +480,11 @@ async fn compat_one_unknown_id_among_good_ones_is_not_found_and_touches_no_other
         for (g, payment) in good.iter().enumerate() {
             backend.emit_to(
                 payment,
-                seed_event(&format!("{g}-a"), "ProcessingStarted", 1_000),
+                seed_backend::event(&format!("{g}-a"), "ProcessingStarted", 1_000),
             );
             backend.emit_to(
                 payment,
-                seed_event(&format!("{g}-b"), "FraudCheckStarted", 2_000),
+                seed_backend::event(&format!("{g}-b"), "FraudCheckStarted", 2_000),
             );
         }
         let widget = scenario.browser_at(backend.url()).await?;
@@ -545,14 +503,14 @@ async fn compat_one_unknown_id_among_good_ones_is_not_found_and_touches_no_other
         for (g, payment) in good.iter().enumerate() {
             backend.emit_to(
                 payment,
-                seed_event(&format!("{g}-c"), "FraudCheckPassed", 3_000),
+                seed_backend::event(&format!("{g}-c"), "FraudCheckPassed", 3_000),
             );
         }
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         for (g, payment) in good.iter().enumerate() {
             backend.emit_to(
                 payment,
-                seed_event(&format!("{g}-z"), "PaymentSucceeded", 4_000),
+                seed_backend::event(&format!("{g}-z"), "PaymentSucceeded", 4_000),
             );
         }
 
@@ -709,15 +667,21 @@ async fn compat_shows_every_event_of_the_json_real_backends_write_and_never_a_fa
         {
             backend.emit_to(
                 broken,
-                seed_event(&format!("brk-{i}"), kind, 1_000 * i as u64),
+                seed_backend::event(&format!("brk-{i}"), kind, 1_000 * i as u64),
             );
         }
         backend.emit_to(
             broken,
             json!({ "type": "ProgressUpdated", "message": "garbled" }),
         );
-        backend.emit_to(broken, seed_event("brk-3", "ProgressUpdated", 3_500));
-        backend.emit_to(broken, seed_event("brk-4", "ProgressUpdated", 3_700));
+        backend.emit_to(
+            broken,
+            seed_backend::event("brk-3", "ProgressUpdated", 3_500),
+        );
+        backend.emit_to(
+            broken,
+            seed_backend::event("brk-4", "ProgressUpdated", 3_700),
+        );
 
         let widget = scenario.browser_at(backend.url()).await?;
         widget
@@ -733,7 +697,10 @@ async fn compat_shows_every_event_of_the_json_real_backends_write_and_never_a_fa
             backend.emit_to(odd, event.clone());
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        backend.emit_to(broken, seed_event("brk-9", "PaymentSucceeded", 4_000));
+        backend.emit_to(
+            broken,
+            seed_backend::event("brk-9", "PaymentSucceeded", 4_000),
+        );
 
         let (shown, detail) = succeeded_compat(&widget, odd).await?;
         let expected: Vec<String> = events

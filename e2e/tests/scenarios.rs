@@ -9,20 +9,9 @@ use std::time::{Duration, Instant};
 
 use optrail_core::{OperationId, Status};
 use optrail_e2e::check::{mid_operation, patience, settles_like_server, succeeds_like_server};
+use optrail_e2e::server::payment;
 use optrail_e2e::{DemoSettings, Failure, PaymentForm, Scenario, VmForm, bail, ensure};
 use serde_json::json;
-
-/// Fast, deterministic payment params for operations started over HTTP.
-fn payment(description: &str, step_ms: u64, steps: u32) -> serde_json::Value {
-    json!({
-        "amount": 9.99,
-        "currency": "EUR",
-        "description": description,
-        "stepMs": step_ms,
-        "steps": steps,
-        "failureRate": 0,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_started_from_the_form_succeeds_and_its_subscription_ends() {

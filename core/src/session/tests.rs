@@ -31,6 +31,13 @@ fn push(socket: SocketId, id: &OperationId, seq: u64, kind: &str) -> Input {
     )
 }
 
+/// The whole two-event stream of `id` arrives live (at T0 + 10 and + 20);
+/// the commands the end caused.
+fn push_to_the_end(session: &mut Session, socket: SocketId, id: &OperationId) -> Vec<Command> {
+    run(session, push(socket, id, 1, "ProcessingStarted"), T0 + 10);
+    run(session, push(socket, id, 2, "PaymentSucceeded"), T0 + 20)
+}
+
 /// A fresh session that has just been told to track `id`.
 fn tracking(id: &OperationId) -> Session {
     let mut session = Session::new(SessionOptions::default(), 1);
@@ -168,16 +175,7 @@ fn a_request_failing_after_the_operation_finished_is_not_retried() {
     let id = OperationId::from("op");
     let (mut session, socket) = live(&id, 1);
     // The catch-up request (1) is in flight when the end arrives live.
-    run(
-        &mut session,
-        push(socket, &id, 1, "ProcessingStarted"),
-        T0 + 10,
-    );
-    run(
-        &mut session,
-        push(socket, &id, 2, "PaymentSucceeded"),
-        T0 + 20,
-    );
+    push_to_the_end(&mut session, socket, &id);
     assert!(session.operation(&id).unwrap().finished);
     let failed = Input::HistoryFailed {
         request: RequestId(1),
@@ -191,16 +189,7 @@ fn a_request_failing_after_the_operation_finished_is_not_retried() {
 fn a_stale_page_arriving_after_the_end_does_not_flip_the_remembered_status() {
     let id = OperationId::from("op");
     let (mut session, socket) = live(&id, 1);
-    run(
-        &mut session,
-        push(socket, &id, 1, "ProcessingStarted"),
-        T0 + 10,
-    );
-    let end = run(
-        &mut session,
-        push(socket, &id, 2, "PaymentSucceeded"),
-        T0 + 20,
-    );
+    let end = push_to_the_end(&mut session, socket, &id);
     assert!(end.iter().any(|c| matches!(c, Command::Persist(_))));
     // The catch-up page was read when the operation was still running.
     let page = EventsPage {
@@ -371,16 +360,7 @@ fn a_retry_pending_when_the_operation_finishes_fetches_nothing() {
     );
     drain(&mut session);
     // ...but the whole stream arrives live in the meantime.
-    run(
-        &mut session,
-        push(socket, &id, 1, "ProcessingStarted"),
-        T0 + 10,
-    );
-    run(
-        &mut session,
-        push(socket, &id, 2, "PaymentSucceeded"),
-        T0 + 20,
-    );
+    push_to_the_end(&mut session, socket, &id);
     let view = session.operation(&id).unwrap();
     assert!(view.finished);
     assert_eq!(view.problem, None, "no stale 'history unavailable'");

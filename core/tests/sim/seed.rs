@@ -329,6 +329,17 @@ impl World {
         }
     }
 
+    /// News of an op socket reaching the client after `delay`.
+    fn news_after(&mut self, delay: i64, page: u64, op: OperationId, generation: u64, news: News) {
+        let step = Step::SocketNews {
+            page,
+            op,
+            generation,
+            news,
+        };
+        self.at(delay, step);
+    }
+
     fn reload(&mut self) {
         self.stats.reloads += 1;
         self.page += 1;
@@ -427,15 +438,7 @@ impl World {
                 }
                 let news = News::Text(text.clone());
                 let (page, op) = (self.page, id.clone());
-                self.at(
-                    delay,
-                    Step::SocketNews {
-                        page,
-                        op,
-                        generation,
-                        news,
-                    },
-                );
+                self.news_after(delay, page, op, generation, news);
             }
         }
         if !self.ops[index].remaining.is_empty() {
@@ -463,15 +466,7 @@ impl World {
                     self.stats.socket_drops += 1;
                     let delay = self.latency();
                     let page = self.page;
-                    self.at(
-                        delay,
-                        Step::SocketNews {
-                            page,
-                            op,
-                            generation,
-                            news: News::Closed,
-                        },
-                    );
+                    self.news_after(delay, page, op, generation, News::Closed);
                 }
             }
             5 => {
@@ -479,15 +474,7 @@ impl World {
                     self.stats.garbage_frames += 1;
                     let (page, op) = (self.page, op.clone());
                     let news = News::Text("{\"type\": 42".into());
-                    self.at(
-                        1,
-                        Step::SocketNews {
-                            page,
-                            op,
-                            generation,
-                            news,
-                        },
-                    );
+                    self.news_after(1, page, op, generation, news);
                 }
             }
             _ => {}
@@ -516,15 +503,7 @@ impl World {
                 let known = self.ops.iter().any(|o| o.id == op);
                 let news = if known { News::Opened } else { News::Closed };
                 let delay = self.latency();
-                self.at(
-                    delay,
-                    Step::SocketNews {
-                        page,
-                        op,
-                        generation,
-                        news,
-                    },
-                );
+                self.news_after(delay, page, op, generation, news);
             }
             Step::SocketOpens { .. } => {}
             Step::SocketNews {

@@ -107,18 +107,7 @@ impl World {
                     ];
                     let text = garbage[self.rng.below_or_eq(5) as usize].to_owned();
                     let latency = self.latency();
-                    let incarnation = self.client.incarnation;
-                    let pipe = self.pipes.get_mut(&(incarnation, socket)).expect("open");
-                    let at = (self.now + latency).max(pipe.to_client_last);
-                    pipe.to_client_last = at;
-                    self.at(
-                        at - self.now,
-                        Action::ToClient {
-                            incarnation,
-                            input: Input::FrameReceived(socket, text),
-                            data_on: Some(socket),
-                        },
-                    );
+                    self.to_client(socket, latency, text);
                 }
             }
             _ => {
