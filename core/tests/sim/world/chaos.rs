@@ -107,7 +107,7 @@ impl World {
                     ];
                     let text = garbage[self.rng.below_or_eq(5) as usize].to_owned();
                     let latency = self.latency();
-                    self.to_client(socket, latency, text);
+                    self.send_to_client(socket, latency, text);
                 }
             }
             _ => {

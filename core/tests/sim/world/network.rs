@@ -25,13 +25,13 @@ impl World {
                 self.stats.lost_pushes += 1;
                 continue;
             }
-            self.to_client(socket, latency, frame.to_json());
+            self.send_to_client(socket, latency, frame.to_json());
         }
     }
 
     /// A text frame on an open socket of the current page, after `latency`
     /// but never before the frames sent on it earlier (TCP keeps order).
-    pub(super) fn to_client(&mut self, socket: SocketId, latency: i64, text: String) {
+    pub(super) fn send_to_client(&mut self, socket: SocketId, latency: i64, text: String) {
         let incarnation = self.client.incarnation;
         let pipe = self.pipes.get_mut(&(incarnation, socket)).expect("pipe");
         let at = (self.now + latency).max(pipe.to_client_last);
