@@ -13,8 +13,8 @@ use gloo_net::http::Request;
 use gloo_net::websocket::{Message, futures::WebSocket};
 use leptos::prelude::*;
 use optrail_core::{
-    Command, EventsPage, HistoryError, Input, OperationId, Session, SessionOptions, SocketId,
-    Timestamp, TrackedOperation,
+    ApiError, Command, EventsPage, HistoryError, Input, Operation, OperationId, Session,
+    SessionOptions, SocketId, StartId, StartRequest, Timestamp, TrackedOperation,
 };
 use wasm_bindgen::prelude::*;
 
@@ -28,7 +28,8 @@ thread_local! {
 #[wasm_bindgen]
 extern "C" {
     /// Hands the page the session's deadline (kind 0, fired back as
-    /// `poke(7, "")`) or the tracked ids to persist (kind 3).
+    /// `poke(7, "")`), the tracked ids to persist (kind 3), or a start's
+    /// outcome (kind 4: the id, or the error's code).
     #[wasm_bindgen(js_name = setTimer)]
     fn set_timer(kind: u32, id: String, at: f64);
 }
@@ -95,13 +96,41 @@ fn execute(command: Command) {
         }),
         Command::Cancel(id) => wasm_bindgen_futures::spawn_local(async move {
             let url = format!("/operations/{}", id.as_str());
-            if let Err(e) = Request::delete(&url).send().await {
-                input(Input::CancelFailed {
+            input(match Request::delete(&url).send().await {
+                Ok(_) => Input::CancelAccepted(id),
+                Err(e) => Input::CancelFailed {
                     operation_id: id,
                     message: e.to_string(),
-                });
-            }
+                },
+            });
         }),
+        Command::StartOperation { start, request } => {
+            wasm_bindgen_futures::spawn_local(async move {
+                let failed = |code: String| Input::StartFailed {
+                    start,
+                    error: ApiError {
+                        message: code.clone(),
+                        code,
+                    },
+                };
+                let post = Request::post("/operations").json(&request);
+                input(match post {
+                    Ok(post) => match post.send().await {
+                        Ok(r) if r.ok() => match r.json::<Operation>().await {
+                            Ok(operation) => Input::Started { start, operation },
+                            Err(e) => failed(e.to_string()),
+                        },
+                        Ok(r) => failed(r.status().to_string()),
+                        Err(e) => failed(e.to_string()),
+                    },
+                    Err(e) => failed(e.to_string()),
+                });
+            });
+        }
+        Command::StartFinished { outcome, .. } => match outcome {
+            Ok(id) => set_timer(4, id.0, 0.0),
+            Err(error) => set_timer(4, error.code, 0.0),
+        },
         Command::Persist(operations) => {
             let ids: Vec<&str> = operations.iter().map(|o| o.id.as_str()).collect();
             set_timer(3, ids.join(","), 0.0);
@@ -129,6 +158,13 @@ pub fn poke(code: u32, text: String) {
         6 => Input::Offline,
         7 => Input::Tick,
         8 => Input::Visible,
+        9 => Input::Start {
+            start: StartId(js_sys::Date::now() as u64),
+            request: StartRequest {
+                kind: text,
+                params: serde_json::Value::Null,
+            },
+        },
         _ => Input::Hidden,
     });
 }
