@@ -13,7 +13,7 @@ set -euo pipefail
 
 die() { printf 'pg.sh: %s\n' "$*" >&2; exit 1; }
 
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$bin" ] && [ -x "$bin/initdb" ] ||
   die "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): run scripts/setup.sh"
 

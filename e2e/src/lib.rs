@@ -2,13 +2,16 @@
 //!
 //! End-to-end tests of optrail: the Trunk-built widget (`dist/`) in
 //! headless Chromium, driven over WebDriver (`/usr/bin/chromedriver`),
-//! against the real `optrail-server` binary over a SQLite file. The
-//! scenarios are in `tests/`; this library is their harness:
+//! against the real `optrail-server` binary over a SQLite file (or several
+//! instances of it on one PostgreSQL database). The scenarios are in
+//! `tests/`; this library is their harness:
 //!
 //! - [`server`]: the server binary as a child process that can be killed
 //!   (SIGKILL) and started again on the same port and database;
+//! - [`postgres`]: a throw-away PostgreSQL cluster for several instances;
 //! - [`chrome`]: chromedriver and browser sessions with fresh profiles;
-//! - [`proxy`]: a TCP proxy that cuts every connection on command;
+//! - [`proxy`]: a TCP proxy that cuts every connection on command, or
+//!   moves new ones to another instance;
 //! - [`host_page`]: a host site on another origin that embeds the widget;
 //! - [`page`]: the widget's DOM, read in one script, and its actions;
 //! - [`check`]: "the widget shows exactly the server's events";
@@ -22,6 +25,7 @@ pub mod chrome;
 mod failure;
 pub mod host_page;
 pub mod page;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod scenario;

@@ -1,6 +1,7 @@
 //! A TCP proxy on loopback that can cut every connection through it on
-//! command, or swallow chosen requests: the "network" between the browser
-//! and the server.
+//! command, swallow chosen requests, or send new connections to another
+//! upstream: the "network" (or the load balancer) between the browser and
+//! the server.
 //!
 //! It forwards bytes untouched (HTTP, WebSocket upgrades and frames alike),
 //! so the server sees the proxy's `Host` and the browser's `Origin`, which
@@ -8,7 +9,9 @@
 //! once, wherever they are: mid-frame, mid-response, mid-handshake. A held
 //! request ([`FaultyProxy::hold`]) is read and never forwarded nor answered:
 //! its connection stays open and silent until the browser gives up on it,
-//! as behind a stalled load balancer.
+//! as behind a stalled load balancer. [`FaultyProxy::switch_to`] moves new
+//! connections to another server instance, as a load balancer does when it
+//! drains one; the open ones stay where they are until cut.
 //!
 //! It reads the request line of each HTTP request (the browser neither
 //! pipelines nor splits a request line on loopback), and stops reading once
@@ -24,15 +27,17 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::{Context, Result};
 
-#[derive(Default)]
 struct State {
+    /// Where new connections go.
+    upstream: SocketAddr,
     next: u64,
     open: HashMap<u64, AbortHandle>,
     websockets_opened: usize,
     connections_opened: usize,
     cuts: usize,
-    /// Request lines seen (`GET /path HTTP/1.1`), in order.
-    requests: Vec<String>,
+    /// Request lines seen (`GET /path HTTP/1.1`), in order, each with the
+    /// upstream its connection went to.
+    requests: Vec<(SocketAddr, String)>,
     /// Request-line prefixes to hold, and how many more of each.
     holds: Vec<(String, usize)>,
     /// Request lines held so far.
@@ -40,9 +45,23 @@ struct State {
 }
 
 impl State {
-    /// Records a request line; whether it is to be held.
-    fn request(&mut self, line: &str) -> bool {
-        self.requests.push(line.to_owned());
+    fn new(upstream: SocketAddr) -> Self {
+        Self {
+            upstream,
+            next: 0,
+            open: HashMap::new(),
+            websockets_opened: 0,
+            connections_opened: 0,
+            cuts: 0,
+            requests: Vec::new(),
+            holds: Vec::new(),
+            held: Vec::new(),
+        }
+    }
+
+    /// Records a request line sent to `upstream`; whether it is to be held.
+    fn request(&mut self, upstream: SocketAddr, line: &str) -> bool {
+        self.requests.push((upstream, line.to_owned()));
         if line.starts_with("GET /ws") {
             self.websockets_opened += 1;
         }
@@ -75,8 +94,8 @@ impl FaultyProxy {
             .await
             .context("the proxy cannot listen")?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Mutex::new(State::default()));
-        let accept = tokio::spawn(accept_loop(listener, upstream, state.clone()));
+        let state = Arc::new(Mutex::new(State::new(upstream)));
+        let accept = tokio::spawn(accept_loop(listener, state.clone()));
         Ok(Self {
             addr,
             state,
@@ -98,6 +117,14 @@ impl FaultyProxy {
             task.abort();
         }
         open.len()
+    }
+
+    /// Sends every new connection to `upstream` from now on (another
+    /// instance of the server on the same database); the open ones stay
+    /// where they are until [`FaultyProxy::cut_all`] or their server ends
+    /// them.
+    pub fn switch_to(&self, upstream: SocketAddr) {
+        lock(&self.state).upstream = upstream;
     }
 
     /// WebSocket handshakes (`GET /ws`) seen so far.
@@ -133,7 +160,17 @@ impl FaultyProxy {
         lock(&self.state)
             .requests
             .iter()
-            .filter(|line| line.starts_with(prefix))
+            .filter(|(_, line)| line.starts_with(prefix))
+            .count()
+    }
+
+    /// How many requests so far went to `upstream` with a request line
+    /// starting with `prefix` (held ones included).
+    pub fn requests_to(&self, upstream: SocketAddr, prefix: &str) -> usize {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|(to, line)| *to == upstream && line.starts_with(prefix))
             .count()
     }
 }
@@ -153,7 +190,7 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<Mutex<State>>) {
+async fn accept_loop(listener: TcpListener, state: Arc<Mutex<State>>) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
@@ -164,7 +201,7 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, state: Arc<Mut
         let id = guard.next;
         guard.next += 1;
         guard.connections_opened += 1;
-        let task = tokio::spawn(forward(id, client, upstream, state.clone()));
+        let task = tokio::spawn(forward(id, client, guard.upstream, state.clone()));
         guard.open.insert(id, task.abort_handle());
     }
 }
@@ -187,7 +224,7 @@ async fn forward(id: u64, client: TcpStream, upstream: SocketAddr, state: Arc<Mu
                 };
                 let chunk = &buffer[..n];
                 if !upgraded && let Some(line) = request_line(chunk) {
-                    holding |= lock(&state).request(line);
+                    holding |= lock(&state).request(upstream, line);
                     upgraded = is_websocket_upgrade(chunk);
                 }
                 if !holding && server_write.write_all(chunk).await.is_err() {

@@ -1,6 +1,7 @@
-//! One scenario's world: a server, a chromedriver, the browsers opened and
-//! perhaps a proxy; torn down whatever happens, with a screenshot and the
-//! console log of every window saved first when the scenario fails.
+//! One scenario's world: a server (perhaps with more instances of it on
+//! its database), a chromedriver, the browsers opened and perhaps a proxy;
+//! torn down whatever happens, with a screenshot and the console log of
+//! every window saved first when the scenario fails.
 
 use std::fmt::Write as _;
 use std::panic::AssertUnwindSafe;
@@ -22,6 +23,9 @@ pub const SCENARIO_LIMIT: Duration = Duration::from_secs(150);
 pub struct Scenario {
     name: String,
     pub server: ServerProcess,
+    /// More instances of `server` on its database, in the order
+    /// [`Scenario::start_instance`] started them.
+    pub instances: Vec<ServerProcess>,
     pub proxy: Option<FaultyProxy>,
     browsers: Vec<Browser>,
     // Dropped last: killing it kills any browser left over.
@@ -76,6 +80,7 @@ impl Scenario {
         Ok(Self {
             name: name.to_owned(),
             server,
+            instances: Vec::new(),
             proxy: None,
             browsers: Vec::new(),
             chromedriver,
@@ -97,6 +102,14 @@ impl Scenario {
         Ok(widget)
     }
 
+    /// Starts another instance of the server with its options: on a shared
+    /// PostgreSQL database ([`ServerOptions::database`]), the same service.
+    pub async fn start_instance(&mut self) -> Result<&ServerProcess> {
+        let instance = self.server.another_instance().await?;
+        self.instances.push(instance);
+        Ok(&self.instances[self.instances.len() - 1])
+    }
+
     /// Starts the fault-injecting proxy in front of the server.
     pub async fn start_proxy(&mut self) -> Result<&FaultyProxy> {
         let proxy = FaultyProxy::start(self.server.addr()).await?;
@@ -109,6 +122,9 @@ impl Scenario {
         }
         self.proxy = None;
         self.server.kill();
+        for instance in &mut self.instances {
+            instance.kill();
+        }
         // chromedriver (and its process group) goes when `self` drops.
     }
 
@@ -132,18 +148,31 @@ impl Scenario {
                 Err(_) => eprintln!("browser {}: saving artifacts timed out", b + 1),
             }
         }
-        let logs = self
-            .server
-            .logs()
-            .iter()
-            .cloned()
-            .chain(self.chromedriver.logs());
-        for log in logs {
+        let mut logs: Vec<(String, PathBuf)> = (self.server.logs().iter())
+            .map(|log| (String::new(), log.clone()))
+            .collect();
+        for (i, instance) in self.instances.iter().enumerate() {
+            // Their files are named as the server's: prefixed here.
+            let prefix = format!("instance{}-", i + 2);
+            logs.extend(
+                instance
+                    .logs()
+                    .iter()
+                    .map(|log| (prefix.clone(), log.clone())),
+            );
+        }
+        logs.extend(
+            self.chromedriver
+                .logs()
+                .into_iter()
+                .map(|log| (String::new(), log)),
+        );
+        for (prefix, log) in logs {
             let name = log
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let to = dir.join(name);
+            let to = dir.join(format!("{prefix}{name}"));
             if std::fs::copy(&log, &to).is_ok() {
                 saved.push(to);
             }

@@ -1,7 +1,9 @@
 //! The real `optrail-server` binary as a child process, over a SQLite file
-//! in a temporary directory, plus the few API calls the scenarios compare
-//! the widget against.
+//! in a temporary directory (or a PostgreSQL database shared with other
+//! instances), plus the few API calls the scenarios compare the widget
+//! against.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,6 +38,10 @@ pub struct ServerOptions {
     pub token_secret: Option<String>,
     /// `--allow-origin`, each: pages of other origins that may embed it.
     pub allowed_origins: Vec<String>,
+    /// `--database`: a `postgres://` URL that several instances share
+    /// ([`crate::postgres::Postgres`]); a SQLite file of this server's own
+    /// when `None`.
+    pub database: Option<String>,
 }
 
 impl ServerOptions {
@@ -63,6 +69,7 @@ impl Default for ServerOptions {
             publisher_key: None,
             token_secret: None,
             allowed_origins: Vec::new(),
+            database: None,
         }
     }
 }
@@ -119,8 +126,19 @@ impl ServerProcess {
         self.addr
     }
 
-    pub fn database(&self) -> PathBuf {
-        self.dir.path().join("optrail.db")
+    /// What `--database` names: the shared URL, or the SQLite file.
+    pub fn database(&self) -> OsString {
+        match &self.options.database {
+            Some(url) => url.into(),
+            None => self.dir.path().join("optrail.db").into(),
+        }
+    }
+
+    /// Another process of the same binary with the same options: on a
+    /// shared database ([`ServerOptions::database`]), another instance of
+    /// the same service.
+    pub async fn another_instance(&self) -> Result<ServerProcess> {
+        ServerProcess::start(self.options.clone()).await
     }
 
     /// Every start's log (stdout and stderr), oldest first.
