@@ -26,4 +26,4 @@ bench-live: ## the release widget against a plain JS page, live at 100 000 event
 	@scripts/setup.sh
 	@scripts/build-web.sh
 	cargo build --release -p optrail-server --bin optrail-server
-	OPTRAIL_SERVER_BIN=target/release/optrail-server cargo bench -p optrail-e2e --bench live
+	OPTRAIL_SERVER_BIN=$(CURDIR)/target/release/optrail-server cargo bench -p optrail-e2e --bench live

@@ -283,7 +283,14 @@ impl Driver {
     fn arm_deadline(&self) {
         let mut state = self.state.borrow_mut();
         let at = state.session.poll_timeout();
-        if !state.alive || state.deadline.as_ref().map(|(t, _)| *t) == at {
+        let armed = state.deadline.as_ref().map(|(t, _)| *t);
+        // A deadline that only moved later (the watchdog's, with every
+        // frame) keeps the timer already set: firing early is harmless (the
+        // session does what is due, and the next input sets it again), and
+        // a socket busy with a thousand frames a second then costs no timer
+        // churn at all.
+        let still_ahead = armed.is_some_and(|t| t.0 > now() && at.is_some_and(|at| at >= t));
+        if !state.alive || armed == at || still_ahead {
             return;
         }
         let timeout = at.map(|at| {
