@@ -245,6 +245,9 @@ impl Store {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A file cannot drop the connection: no ping (a round trip to
+            // SQLite's worker thread) before every group and every insert.
+            .test_before_acquire(false)
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
