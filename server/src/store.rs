@@ -81,6 +81,15 @@ impl MigrationSource<'static> for EmbeddedMigrations {
     }
 }
 
+/// Brings a SQLite database to the current schema.
+pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), Error> {
+    Migrator::new(EmbeddedMigrations(MIGRATIONS))
+        .await?
+        .run(pool)
+        .await?;
+    Ok(())
+}
+
 /// A new operation, before its first event.
 #[derive(Debug, Clone)]
 pub struct NewOperation {
@@ -270,10 +279,7 @@ impl Store {
                     }),
             )
             .await?;
-        Migrator::new(EmbeddedMigrations(MIGRATIONS))
-            .await?
-            .run(&writer)
-            .await?;
+        migrate_sqlite(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.read_only(true))
