@@ -302,13 +302,7 @@ mod sqlite {
             .collect();
         let mut known = HashMap::new();
         for chunk in pairs.chunks(ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT operation_num, id, seq FROM events WHERE (operation_num, id) IN (",
-            );
-            query.push_values(chunk, |mut pair, (num, id)| {
-                pair.push_bind(*num).push_bind(*id);
-            });
-            query.push(")");
+            let mut query = known_query(chunk);
             for row in query.build().fetch_all(&mut *tx).await? {
                 known.insert(
                     (row.try_get("operation_num")?, row.try_get("id")?),
@@ -317,6 +311,22 @@ mod sqlite {
             }
         }
         Ok(known)
+    }
+
+    /// The stored seqs of `pairs` (operation, event id), each looked up in
+    /// `events_by_id`: a row-value `IN` list made SQLite scan the whole
+    /// index (or table) instead.
+    fn known_query<'a>(pairs: &'a [(i64, &'a str)]) -> QueryBuilder<'a, Sqlite> {
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT e.operation_num, e.id, e.seq FROM (");
+        query.push_values(pairs, |mut pair, (num, id)| {
+            pair.push_bind(*num).push_bind(*id);
+        });
+        // CROSS JOIN: the listed pairs are the outer loop, whatever the
+        // planner thinks of the table's size.
+        query.push(
+            ") AS k CROSS JOIN events AS e ON e.operation_num = k.column1 AND e.id = k.column2",
+        );
+        query
     }
 
     async fn write(tx: &mut SqliteConnection, plan: &Plan) -> Result<(), Error> {
@@ -352,6 +362,45 @@ mod sqlite {
             update.build().execute(&mut *tx).await?;
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use sqlx::sqlite::SqliteConnectOptions;
+
+        use super::*;
+
+        #[tokio::test]
+        async fn known_event_ids_are_looked_up_in_their_index() {
+            let dir = tempfile::tempdir().unwrap();
+            let options = SqliteConnectOptions::new()
+                .filename(dir.path().join("optrail.db"))
+                .create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            crate::store::migrate_sqlite(&pool).await.unwrap();
+            let pairs = [(1, "a"), (1, "b"), (2, "c")];
+            let sql = format!("EXPLAIN QUERY PLAN {}", known_query(&pairs).sql());
+            let mut explain = sqlx::query(&sql);
+            for (num, id) in pairs {
+                explain = explain.bind(num).bind(id);
+            }
+            let plan: Vec<String> = explain
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.get("detail"))
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("events_by_id (operation_num=? AND id=?)")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN e")),
+                "{plan:?}"
+            );
+        }
     }
 }
 

@@ -51,6 +51,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "owners, publishers, terminal status",
         include_str!("../migrations/0002_owners_publishers_terminal_status.sql"),
     ),
+    (
+        3,
+        "events in append order",
+        include_str!("../migrations/0003_events_in_append_order.sql"),
+    ),
 ];
 
 /// A database's migrations, embedded in the binary.
@@ -79,6 +84,15 @@ impl MigrationSource<'static> for EmbeddedMigrations {
                 .collect())
         })
     }
+}
+
+/// Brings a SQLite database to the current schema.
+pub(crate) async fn migrate_sqlite(pool: &SqlitePool) -> Result<(), Error> {
+    Migrator::new(EmbeddedMigrations(MIGRATIONS))
+        .await?
+        .run(pool)
+        .await?;
+    Ok(())
 }
 
 /// A new operation, before its first event.
@@ -245,13 +259,16 @@ impl Store {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A file cannot drop the connection: no ping (a round trip to
+            // SQLite's worker thread) before every group and every insert.
+            .test_before_acquire(false)
             .connect_with(
                 base.clone()
                     .create_if_missing(true)
-                    // A group commit writes every page its appends touched,
-                    // about two per operation in the group (the events' and
-                    // their ids' B-tree leaves): small pages write less. It
-                    // applies to new databases only.
+                    // A group commit writes every page its appends touched:
+                    // the new events' few pages, and about two index leaves
+                    // per operation in the group (by seq and by id). Small
+                    // pages write less. It applies to new databases only.
                     .page_size(1024)
                     // Checkpoint after 16 MiB of WAL rather than 1 000 pages:
                     // a hot page is copied to the database once per
@@ -267,10 +284,7 @@ impl Store {
                     }),
             )
             .await?;
-        Migrator::new(EmbeddedMigrations(MIGRATIONS))
-            .await?
-            .run(&writer)
-            .await?;
+        migrate_sqlite(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(base.read_only(true))
@@ -783,6 +797,86 @@ pub(crate) fn seed_from_sql(value: i64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database of the schema before migration 3 (events clustered by
+    /// operation and seq) keeps every event, in seq order, with its
+    /// terminal status, and its ids stay idempotent.
+    #[tokio::test]
+    async fn events_stored_before_the_append_order_migration_are_kept() {
+        const ID: &str = "0123456789abcdef0123456789abcdef";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optrail.db");
+        let old = SqlitePool::connect_with(
+            SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true),
+        )
+        .await
+        .unwrap();
+        Migrator::new(EmbeddedMigrations(&MIGRATIONS[..2]))
+            .await
+            .unwrap()
+            .run(&old)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO operations (num, id, fed, kind, status, created_at, updated_at, head, params, seed)
+             VALUES (1, ?, 1, 'deployment', 'Succeeded', 0, 0, 3, '{}', 0)",
+        )
+        .bind(ID)
+        .execute(&old)
+        .await
+        .unwrap();
+        for (seq, id, status) in [(2, "b", None), (3, "c", Some("Succeeded")), (1, "a", None)] {
+            sqlx::query(
+                "INSERT INTO events (operation_num, seq, id, type, message, happened_at, details, status)
+                 VALUES (1, ?, ?, 'Step', ?, 0, '{}', ?)",
+            )
+            .bind(seq)
+            .bind(id)
+            .bind(format!("step {seq}"))
+            .bind(status)
+            .execute(&old)
+            .await
+            .unwrap();
+        }
+        old.close().await;
+
+        let store = Store::open(&path, Durability::Full).await.unwrap();
+        let id = OperationId::from(ID);
+        let page = store
+            .events(&id, &Audience::All, Seq::ZERO, 10)
+            .await
+            .unwrap()
+            .unwrap();
+        let shown: Vec<_> = page
+            .events
+            .iter()
+            .map(|e| (e.seq, e.id.0.as_str(), e.message.as_str(), e.status))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (Some(Seq(1)), "a", "step 1", None),
+                (Some(Seq(2)), "b", "step 2", None),
+                (Some(Seq(3)), "c", "step 3", Some(Status::Succeeded)),
+            ]
+        );
+        let again = EventDraft {
+            id: EventId("b".into()),
+            kind: EventType::from("Step"),
+            message: "step 2".into(),
+            happened_at: Timestamp::from_millis(0),
+            details: Map::new(),
+            status: Status::Running,
+        };
+        let batch = store
+            .append_batch(&id, vec![again], Timestamp::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(batch.seqs, [Seq(2)]);
+        assert!(batch.appended.is_empty());
+    }
 
     #[test]
     fn placeholders_are_numbered_for_postgres() {
