@@ -239,7 +239,7 @@ mod sqlite {
 
     use crate::error::Error;
     use crate::group::{self, Plan, Stream, Work};
-    use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql};
+    use crate::store::{seq_from_sql, seq_to_sql};
 
     /// Rows per multi-row statement, well under SQLite's 32 766 variables.
     const ROWS: usize = 500;
@@ -258,32 +258,20 @@ mod sqlite {
         tx: &mut SqliteConnection,
         works: &[Work],
     ) -> Result<HashMap<OperationId, Stream>, Error> {
-        let mut ids: Vec<&str> = works.iter().map(|w| w.operation().as_str()).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = group::operation_ids(works);
         let mut streams = HashMap::new();
         for chunk in ids.chunks(ROWS) {
-            let mut query = QueryBuilder::<Sqlite>::new(
-                "SELECT num, id, epoch, head, status, percent_complete, updated_at
-                 FROM operations WHERE id IN (",
-            );
+            let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
+            query.push(group::STREAM_COLUMNS);
+            query.push(" FROM operations WHERE id IN (");
             let mut list = query.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
             }
             query.push(")");
             for row in query.build().fetch_all(&mut *tx).await? {
-                streams.insert(
-                    OperationId(row.try_get("id")?),
-                    Stream {
-                        num: row.try_get("num")?,
-                        epoch: epoch_from_sql(row.try_get("epoch")?)?,
-                        head: seq_from_sql(row.try_get("head")?)?,
-                        status: parse_status(&row.try_get::<String, _>("status")?)?,
-                        percent: row.try_get("percent_complete")?,
-                        updated_at: row.try_get("updated_at")?,
-                    },
-                );
+                let (id, stream) = Stream::from_row(&row)?;
+                streams.insert(id, stream);
             }
         }
         Ok(streams)

@@ -15,7 +15,9 @@ use optrail_core::{Epoch, Event, OperationId, Seq, Status, Timestamp};
 use serde_json::Value;
 
 use crate::error::Error;
-use crate::store::{Appended, Batch, EventDraft, StreamHead};
+use crate::store::{
+    Appended, Batch, EventDraft, StreamHead, epoch_from_sql, parse_status, seq_from_sql,
+};
 
 /// One append, as the store was asked for it.
 #[derive(Debug)]
@@ -62,6 +64,43 @@ pub(crate) struct Stream {
     pub status: Status,
     pub percent: Option<f64>,
     pub updated_at: i64,
+}
+
+/// The columns a group reads of each operation it appends to, in either
+/// store.
+pub(crate) const STREAM_COLUMNS: &str =
+    "num, id, epoch, head, status, percent_complete, updated_at";
+
+impl Stream {
+    /// One `operations` row (its [`STREAM_COLUMNS`]) as the operation's id
+    /// and stream, from SQLite or PostgreSQL alike.
+    pub(crate) fn from_row<'r, R>(row: &'r R) -> Result<(OperationId, Stream), Error>
+    where
+        R: sqlx::Row,
+        &'static str: sqlx::ColumnIndex<R>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        let stream = Stream {
+            num: row.try_get("num")?,
+            epoch: epoch_from_sql(row.try_get("epoch")?)?,
+            head: seq_from_sql(row.try_get("head")?)?,
+            status: parse_status(&row.try_get::<String, _>("status")?)?,
+            percent: row.try_get("percent_complete")?,
+            updated_at: row.try_get("updated_at")?,
+        };
+        Ok((OperationId(row.try_get("id")?), stream))
+    }
+}
+
+/// The operations `works` append to, each once, in a fixed order (so that
+/// concurrent groups lock rows in the same order).
+pub(crate) fn operation_ids(works: &[Work]) -> Vec<&str> {
+    let mut ids: Vec<&str> = works.iter().map(|w| w.operation().as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 /// What one append came to.

@@ -32,7 +32,7 @@ use crate::commit::{Commits, Writer};
 use crate::error::Error;
 use crate::group::{self, Plan, Stream, Work};
 use crate::relay::{self, Relay};
-use crate::store::{epoch_from_sql, parse_status, seq_from_sql, seq_to_sql};
+use crate::store::{seq_from_sql, seq_to_sql};
 
 /// The notification channel; payload: `operation head` lines.
 pub(crate) const CHANNEL: &str = "optrail_heads";
@@ -156,31 +156,13 @@ async fn streams(
     tx: &mut PgConnection,
     works: &[Work],
 ) -> Result<HashMap<OperationId, Stream>, Error> {
-    let mut ids: Vec<&str> = works.iter().map(|w| w.operation().as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let rows = sqlx::query(
-        "SELECT num, id, epoch, head, status, percent_complete, updated_at
-         FROM operations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                OperationId(row.try_get("id")?),
-                Stream {
-                    num: row.try_get("num")?,
-                    epoch: epoch_from_sql(row.try_get("epoch")?)?,
-                    head: seq_from_sql(row.try_get("head")?)?,
-                    status: parse_status(&row.try_get::<String, _>("status")?)?,
-                    percent: row.try_get("percent_complete")?,
-                    updated_at: row.try_get("updated_at")?,
-                },
-            ))
-        })
-        .collect()
+    let ids = group::operation_ids(works);
+    let select = format!(
+        "SELECT {} FROM operations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        group::STREAM_COLUMNS
+    );
+    let rows = sqlx::query(&select).bind(&ids).fetch_all(&mut *tx).await?;
+    rows.iter().map(Stream::from_row).collect()
 }
 
 async fn known(
