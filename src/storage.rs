@@ -7,16 +7,13 @@
 //! tombstones), so that a merge neither loses another tab's operation nor
 //! brings back one that was forgotten.
 
+use optrail_core::shared_set::SharedSet;
 use optrail_core::{OperationId, TrackedOperation};
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the stored shape changes incompatibly; older data is reset
 /// with a notice rather than misread.
 pub const VERSION: u32 = 1;
-
-/// Forgotten ids kept with the set: enough to outlive any race between
-/// tabs, few enough to stay small.
-const TOMBSTONES: usize = 100;
 
 /// What is stored under the key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -30,29 +27,17 @@ pub struct Stored {
 }
 
 impl Stored {
-    /// `ours` (a tab's own set, which wins) merged with this stored set:
-    /// every operation of either, except those either side forgot.
+    /// `ours` merged with this stored set (see `optrail_core::shared_set`).
     pub fn merged(&self, ours: &[TrackedOperation], forgotten: &[OperationId]) -> Stored {
-        let gone = |id: &OperationId| forgotten.contains(id) || self.forgotten.contains(id);
-        let mut operations = ours.to_vec();
-        for theirs in &self.operations {
-            if !gone(&theirs.id) && !operations.iter().any(|o| o.id == theirs.id) {
-                operations.push(theirs.clone());
-            }
-        }
-        let mut tombstones: Vec<OperationId> = forgotten.to_vec();
-        for id in &self.forgotten {
-            if !tombstones.contains(id) {
-                tombstones.push(id.clone());
-            }
-        }
-        // Tracked again somewhere: no longer forgotten.
-        tombstones.retain(|id| !operations.iter().any(|o| &o.id == id));
-        tombstones.truncate(TOMBSTONES);
+        let theirs = SharedSet {
+            operations: self.operations.clone(),
+            forgotten: self.forgotten.clone(),
+        };
+        let merged = theirs.merged(ours, forgotten);
         Stored {
             version: VERSION,
-            operations,
-            forgotten: tombstones,
+            operations: merged.operations,
+            forgotten: merged.forgotten,
         }
     }
 }

@@ -51,6 +51,7 @@ pub mod log;
 pub mod protocol;
 pub mod rng;
 pub mod session;
+pub mod shared_set;
 pub mod timestamp;
 
 #[cfg(test)]
