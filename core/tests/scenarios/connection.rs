@@ -93,9 +93,7 @@ fn backoff_keeps_growing_for_connections_that_die_young() {
 
 #[test]
 fn offline_pauses_reconnect_and_online_retries_at_once() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     assert_eq!(s.input(Input::Offline), []);
     let commands = s.input(Input::SocketClosed(socket));
     assert_eq!(commands, [], "no reconnect while offline");
@@ -121,9 +119,7 @@ fn online_cuts_a_pending_backoff_short() {
 
 #[test]
 fn watchdog_declares_silent_socket_dead_even_if_timers_are_late() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, _, socket) = Script::connected("a");
     s.wait(10_000);
     s.frame(socket, ServerFrame::Ping);
     // A hidden tab: the watchdog timer (due 30 s after the last frame) has
@@ -170,9 +166,7 @@ fn server_ping_is_answered_and_keeps_the_socket_alive() {
 
 #[test]
 fn malformed_frame_is_counted_not_fatal() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     for garbage in [
         "{",
         "null",

@@ -61,6 +61,15 @@ impl Script {
         })
     }
 
+    /// A default session following operation `name` on an open socket,
+    /// its subscribe sent: how most scenarios begin.
+    pub fn connected(name: &str) -> (Self, OperationId, SocketId) {
+        let mut s = Self::new();
+        let id = op(name);
+        let socket = s.track_and_connect(&id);
+        (s, id, socket)
+    }
+
     /// Tracks `id`, opens the socket and sees the subscribe go out.
     pub fn track_and_connect(&mut self, id: &OperationId) -> SocketId {
         let commands = self.track(id);

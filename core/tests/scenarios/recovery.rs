@@ -30,9 +30,7 @@ fn subscribe_goes_out_before_any_history_request() {
 
 #[test]
 fn event_pushed_before_subscribed_is_kept() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     // Committed between registration and the head read: pushed first.
     assert_eq!(s.push(socket, &id, 1, 3, "ProgressUpdated"), []);
     let commands = s.subscribed(socket, &id, 1, 3);
@@ -50,9 +48,7 @@ fn event_pushed_before_subscribed_is_kept() {
 
 #[test]
 fn gap_in_live_seqs_fetches_exactly_the_gap() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     let page_1 = Input::HistoryReceived {
         request: RequestId(1),
@@ -107,9 +103,7 @@ fn long_history_loads_its_newest_page_first_then_back_to_the_start() {
 
 #[test]
 fn epoch_change_discards_and_refetches() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 3);
     let first = Input::HistoryReceived {
         request: RequestId(1),
@@ -141,9 +135,7 @@ fn epoch_change_discards_and_refetches() {
 
 #[test]
 fn epoch_change_seen_in_a_push_discards_and_refetches() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     let first = Input::HistoryReceived {
         request: RequestId(1),
@@ -157,9 +149,7 @@ fn epoch_change_seen_in_a_push_discards_and_refetches() {
 
 #[test]
 fn answer_from_before_an_epoch_change_is_ignored() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 5);
     // Request 1 is in flight when a push reveals the rebuild.
     let commands = s.push(socket, &id, 2, 1, "ProcessingStarted");
@@ -174,9 +164,7 @@ fn answer_from_before_an_epoch_change_is_ignored() {
 
 #[test]
 fn duplicated_history_page_is_ignored() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     let received = Input::HistoryReceived {
         request: RequestId(1),
@@ -191,9 +179,7 @@ fn duplicated_history_page_is_ignored() {
 
 #[test]
 fn reload_mid_operation_resumes_without_duplicates() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     s.input(Input::HistoryReceived {
         request: RequestId(1),
@@ -255,9 +241,7 @@ fn terminal_on_load_is_fetched_once_and_never_subscribed() {
 
 #[test]
 fn terminal_event_ends_the_subscription_and_closes_the_idle_socket() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 1);
     s.input(Input::HistoryReceived {
         request: RequestId(1),
@@ -283,9 +267,7 @@ fn terminal_event_ends_the_subscription_and_closes_the_idle_socket() {
 
 #[test]
 fn terminal_event_with_a_gap_before_it_fetches_the_gap_first() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 0);
     let commands = s.push(socket, &id, 1, 3, "PaymentSucceeded");
     assert_eq!(fetches(&commands), [(RequestId(1), 0, 2)]);
@@ -300,9 +282,7 @@ fn terminal_event_with_a_gap_before_it_fetches_the_gap_first() {
 
 #[test]
 fn history_failure_is_retried_with_backoff_and_shown() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     let commands = s.input(Input::HistoryFailed {
         request: RequestId(1),
@@ -325,9 +305,7 @@ fn history_failure_is_retried_with_backoff_and_shown() {
 
 #[test]
 fn unknown_operation_is_reported_and_not_followed() {
-    let mut s = Script::new();
-    let id = op("ghost");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("ghost");
     let error = optrail_core::ServerFrame::Error {
         operation_id: Some(id.clone()),
         code: "operation_not_found".into(),
@@ -366,9 +344,7 @@ fn two_operations_share_one_socket() {
 
 #[test]
 fn a_history_request_that_never_answers_fails_at_its_deadline_and_is_retried() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     let commands = s.subscribed(socket, &id, 1, 2);
     assert_eq!(fetches(&commands), [(RequestId(1), 0, 500)]);
     let timeout = SessionOptions::default().request_timeout_ms as i64;
@@ -420,9 +396,7 @@ fn unavailable(s: &Script, id: &optrail_core::OperationId) -> Option<String> {
 
 #[test]
 fn a_history_page_that_adds_nothing_backs_off_instead_of_asking_again_at_once() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 3);
     // The server says its head is 3 but its history does not have it yet.
     let empty = Input::HistoryReceived {
@@ -447,9 +421,7 @@ fn a_history_page_that_adds_nothing_backs_off_instead_of_asking_again_at_once() 
 
 #[test]
 fn a_history_page_for_another_operation_is_a_failure_retried_not_a_stall() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     let wrong = Input::HistoryReceived {
         request: RequestId(1),
@@ -470,9 +442,7 @@ fn a_history_page_for_another_operation_is_a_failure_retried_not_a_stall() {
 
 #[test]
 fn a_rejected_pushed_seq_does_not_raise_the_head() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 2);
     s.input(Input::HistoryReceived {
         request: RequestId(1),

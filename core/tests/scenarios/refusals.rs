@@ -38,9 +38,7 @@ fn an_id_the_server_could_never_know_is_not_found_and_never_asked_for_again() {
 
 #[test]
 fn an_internal_refusal_is_shown_read_from_history_meanwhile_and_asked_again_later() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     let commands = s.frame(socket, refusal(&id, "internal"));
     assert_eq!(
         fetches(&commands),
@@ -124,9 +122,7 @@ fn a_too_many_subscriptions_refusal_teaches_the_limit() {
 
 #[test]
 fn the_servers_hello_sets_the_watchdog() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, _, socket) = Script::connected("a");
     s.frame(
         socket,
         ServerFrame::Hello {
@@ -144,9 +140,7 @@ fn the_servers_hello_sets_the_watchdog() {
 
 #[test]
 fn a_cancel_that_never_answers_fails_at_the_request_deadline() {
-    let mut s = Script::new();
-    let id = op("a");
-    let socket = s.track_and_connect(&id);
+    let (mut s, id, socket) = Script::connected("a");
     s.subscribed(socket, &id, 1, 0);
     assert_eq!(
         s.input(Input::Cancel(id.clone())),
