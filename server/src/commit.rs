@@ -381,7 +381,7 @@ mod sqlite {
                 .collect();
             assert!(
                 plan.iter()
-                    .any(|step| step.contains("events_by_id (operation_num=? AND id=?)")),
+                    .any(|step| step.contains("events_by_id (id=? AND operation_num=?)")),
                 "{plan:?}"
             );
             assert!(

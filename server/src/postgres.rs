@@ -41,11 +41,18 @@ pub(crate) const CHANNEL: &str = "optrail_heads";
 const PAYLOAD_BYTES: usize = 7000;
 
 /// The schema, embedded like SQLite's.
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../migrations/postgres/0001_schema.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "event ids first",
+        include_str!("../migrations/postgres/0002_event_ids_first.sql"),
+    ),
+];
 
 /// What [`crate::store::Store::open`] needs from a Postgres database.
 pub(crate) struct Opened {

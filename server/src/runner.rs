@@ -9,6 +9,7 @@
 //! a restart continues exactly where the last commit left off.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -250,9 +251,7 @@ impl Runner {
 
 fn draft(step: Step) -> EventDraft {
     EventDraft {
-        // A random id: unique within the operation by a wide margin. A step
-        // re-run after a crash gets a new one, but it was never committed.
-        id: EventId(random_hex::<8>().unwrap_or_else(|_| format!("{:x}", now().millis()))),
+        id: step_id(),
         kind: EventType(step.kind.to_owned()),
         message: step.message,
         happened_at: now(),
@@ -268,6 +267,20 @@ pub fn now() -> Timestamp {
         .map(|d| d.as_millis())
         .unwrap_or(0);
     Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// A step's event id: when it was made (12 hex digits of milliseconds),
+/// then 16 random hex digits, unique within the operation by a wide
+/// margin. Time first, so the ids of a group's steps, one for each of many
+/// operations, land together in `events_by_id` (migration 4) instead of in
+/// a page of each operation's own. A step re-run after a crash gets a new
+/// id, but it was never committed.
+fn step_id() -> EventId {
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    let made = now().millis().max(0);
+    let unique = random_hex::<8>()
+        .unwrap_or_else(|_| format!("{:016x}", FALLBACK.fetch_add(1, Ordering::Relaxed)));
+    EventId(format!("{made:012x}{unique}"))
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], Error> {
@@ -292,4 +305,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_sort_in_the_order_they_were_made() {
+        let first = step_id();
+        std::thread::sleep(Duration::from_millis(2));
+        let later: Vec<EventId> = (0..100).map(|_| step_id()).collect();
+        assert!(later.iter().all(|id| id.0 > first.0), "{first:?} {later:?}");
+        assert!(later.iter().all(|id| id.0.len() == 28));
+        let distinct: std::collections::HashSet<&str> =
+            later.iter().map(|id| id.0.as_str()).collect();
+        assert_eq!(distinct.len(), later.len());
+    }
 }

@@ -56,6 +56,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events in append order",
         include_str!("../migrations/0003_events_in_append_order.sql"),
     ),
+    (
+        4,
+        "event ids first",
+        include_str!("../migrations/0004_event_ids_first.sql"),
+    ),
 ];
 
 /// A database's migrations, embedded in the binary.
