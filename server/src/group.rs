@@ -45,8 +45,9 @@ impl Work {
     }
 
     /// The event ids to look up among the stored ones: a batch's, which
-    /// may be retried. A runner's step has a fresh random id (a collision
-    /// would fail its group's insert, and the runner retries).
+    /// may be retried. A runner's step has a fresh id, its time and 64
+    /// random bits (a collision would fail its group's insert, and the
+    /// runner retries).
     pub(crate) fn event_ids(&self) -> Vec<&str> {
         match self {
             Work::One { .. } => Vec::new(),

@@ -250,11 +250,12 @@ impl Runner {
 }
 
 fn draft(step: Step) -> EventDraft {
+    let happened_at = now();
     EventDraft {
-        id: step_id(),
+        id: step_id(happened_at),
         kind: EventType(step.kind.to_owned()),
         message: step.message,
-        happened_at: now(),
+        happened_at,
         details: step.details,
         status: step.status,
     }
@@ -269,15 +270,15 @@ pub fn now() -> Timestamp {
     Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
-/// A step's event id: when it was made (12 hex digits of milliseconds),
+/// A step's event id: when it happened (12 hex digits of milliseconds),
 /// then 16 random hex digits, unique within the operation by a wide
 /// margin. Time first, so the ids of a group's steps, one for each of many
 /// operations, land together in `events_by_id` (migration 4) instead of in
 /// a page of each operation's own. A step re-run after a crash gets a new
 /// id, but it was never committed.
-fn step_id() -> EventId {
+fn step_id(happened_at: Timestamp) -> EventId {
     static FALLBACK: AtomicU64 = AtomicU64::new(0);
-    let made = now().millis().max(0);
+    let made = happened_at.millis().max(0);
     let unique = random_hex::<8>()
         .unwrap_or_else(|_| format!("{:016x}", FALLBACK.fetch_add(1, Ordering::Relaxed)));
     EventId(format!("{made:012x}{unique}"))
@@ -313,9 +314,9 @@ mod tests {
 
     #[test]
     fn step_ids_sort_in_the_order_they_were_made() {
-        let first = step_id();
+        let first = step_id(now());
         std::thread::sleep(Duration::from_millis(2));
-        let later: Vec<EventId> = (0..100).map(|_| step_id()).collect();
+        let later: Vec<EventId> = (0..100).map(|_| step_id(now())).collect();
         assert!(later.iter().all(|id| id.0 > first.0), "{first:?} {later:?}");
         assert!(later.iter().all(|id| id.0.len() == 28));
         let distinct: std::collections::HashSet<&str> =

@@ -271,8 +271,8 @@ impl Store {
                 base.clone()
                     .create_if_missing(true)
                     // A group commit writes every page its appends touched:
-                    // the new events' few pages, and about two index leaves
-                    // per operation in the group (by seq and by id). Small
+                    // the new events' few pages, and about one index leaf
+                    // per operation in the group (`events_by_seq`). Small
                     // pages write less. It applies to new databases only.
                     .page_size(1024)
                     // Checkpoint after 16 MiB of WAL rather than 1 000 pages:
